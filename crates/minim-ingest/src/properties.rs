@@ -1,0 +1,438 @@
+//! The `properties` object: checked against the limits while it is transcoded to compact
+//! canonical JSON, in one streaming pass with no intermediate `Value` tree.
+//!
+//! Canonical form: no insignificant whitespace, keys in the order received, strings
+//! re-escaped minimally (as serde_json writes them: `\"`, `\\`, `\b\f\n\r\t`, other
+//! control characters as `\u00XX`, everything else literal UTF-8), numbers as serde_json
+//! reads them (integers exact within i64/u64, all others as the nearest f64 printed in
+//! shortest round-trip form). Duplicate keys in any object are refused, so the text
+//! means the same to every JSON reader.
+//!
+//! Violations are reported through [`Ctx::violation`]: serde only lets a visitor return
+//! an opaque error, so the specific code and message travel on the side.
+
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::IngestLimits;
+use crate::error::{Violation, codes};
+
+/// Limits in force plus the first violation found.
+pub(crate) struct Ctx<'l> {
+    pub limits: &'l IngestLimits,
+    pub violation: Option<Violation>,
+}
+
+impl Ctx<'_> {
+    /// Records a violation and returns the error that aborts the parse.
+    pub fn fail<E: de::Error>(&mut self, code: &'static str, message: String) -> E {
+        if self.violation.is_none() {
+            self.violation = Some(Violation { code, message });
+        }
+        E::custom(code)
+    }
+}
+
+/// Seed for the value of the top-level `properties` field: appends the canonical object
+/// (`{}` for `null`) to `out`.
+pub(crate) struct PropertiesSeed<'a, 'l> {
+    pub ctx: &'a mut Ctx<'l>,
+    pub out: &'a mut String,
+}
+
+impl<'de> DeserializeSeed<'de> for PropertiesSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl PropertiesSeed<'_, '_> {
+    fn not_object<E: de::Error>(self, kind: &str) -> E {
+        self.ctx.fail(codes::INVALID_PROPERTIES, format!("properties must be a JSON object, not {kind}"))
+    }
+}
+
+impl<'de> Visitor<'de> for PropertiesSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.out.push_str("{}");
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        write_object(map, self.ctx, self.out, 1)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Err(self.not_object("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Err(self.not_object("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Err(self.not_object("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Err(self.not_object("a number"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Err(self.not_object("a string"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(self.not_object("an array"))
+    }
+}
+
+/// Writes one object whose keys are being read from `map`; `depth` is its own depth.
+fn write_object<'de, A: MapAccess<'de>>(mut map: A, ctx: &mut Ctx<'_>, out: &mut String, depth: usize) -> Result<(), A::Error> {
+    let limits = ctx.limits;
+    let mut keys: Vec<Cow<'de, str>> = Vec::new();
+    out.push('{');
+    while let Some(key) = map.next_key_seed(KeySeed)? {
+        if key.is_empty() {
+            return Err(ctx.fail(codes::INVALID_PROPERTY_KEY, "property keys must not be empty".to_owned()));
+        }
+        if key.len() > limits.max_key_bytes {
+            let msg = format!("a property key is {} bytes; the limit is {}", key.len(), limits.max_key_bytes);
+            return Err(ctx.fail(codes::PROPERTY_KEY_TOO_LONG, msg));
+        }
+        if depth == 1 && keys.len() == limits.max_properties_per_event {
+            let msg = format!("properties has more than {} keys", limits.max_properties_per_event);
+            return Err(ctx.fail(codes::TOO_MANY_PROPERTIES, msg));
+        }
+        if !keys.is_empty() {
+            out.push(',');
+        }
+        push_json_str(out, &key);
+        out.push(':');
+        if let Err(e) = map.next_value_seed(ValueSeed { ctx: &mut *ctx, out: &mut *out, depth }) {
+            if depth == 1 {
+                name_property(ctx, &key);
+            }
+            return Err(e);
+        }
+        keys.push(key);
+    }
+    if has_duplicate(&keys) {
+        return Err(ctx.fail(codes::INVALID_PROPERTY_KEY, "duplicate property key".to_owned()));
+    }
+    out.push('}');
+    Ok(())
+}
+
+/// Adds the top-level property a nested violation happened in to its message, when the
+/// key is short and plain enough to be a safe description (keys are not values, but
+/// they are still client data: nothing long or unusual is echoed).
+fn name_property(ctx: &mut Ctx<'_>, key: &str) {
+    let plain = key.len() <= 64 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"$_-.:/ ".contains(&b));
+    if let Some(v) = ctx.violation.as_mut().filter(|_| plain) {
+        let _ = write!(v.message, " (in property `{key}`)");
+    }
+}
+
+fn has_duplicate(keys: &[Cow<'_, str>]) -> bool {
+    if keys.len() <= 8 {
+        return keys.iter().enumerate().any(|(i, k)| keys[..i].contains(k));
+    }
+    let mut sorted: Vec<&str> = keys.iter().map(|k| &**k).collect();
+    sorted.sort_unstable();
+    sorted.windows(2).any(|w| w[0] == w[1])
+}
+
+/// An object key, borrowed from the input unless it contained escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// Any value inside `properties`; `depth` is the depth of the container holding it.
+struct ValueSeed<'a, 'l> {
+    ctx: &'a mut Ctx<'l>,
+    out: &'a mut String,
+    depth: usize,
+}
+
+impl ValueSeed<'_, '_> {
+    fn string<E: de::Error>(self, v: &str) -> Result<(), E> {
+        let max = self.ctx.limits.max_string_value_bytes;
+        if v.len() > max {
+            let msg = format!("a string value is {} bytes; the limit is {max}", v.len());
+            return Err(self.ctx.fail(codes::PROPERTY_VALUE_TOO_LONG, msg));
+        }
+        push_json_str(self.out, v);
+        Ok(())
+    }
+
+    /// Depth of a container opened here, or the too-deep violation.
+    fn enter<E: de::Error>(&mut self) -> Result<usize, E> {
+        let depth = self.depth + 1;
+        let max = self.ctx.limits.max_nesting_depth;
+        if depth > max {
+            let msg = format!("properties nest deeper than {max} levels (the properties object is level 1)");
+            return Err(self.ctx.fail(codes::PROPERTIES_TOO_DEEP, msg));
+        }
+        Ok(depth)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.out.push_str("null");
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.out.push_str(if v { "true" } else { "false" });
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        let _ = write!(self.out, "{v}");
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        let _ = write!(self.out, "{v}");
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        // serde_json's own shortest round-trip form (ryu); exponent notation for very
+        // large or small magnitudes keeps it no longer than the number it was read from.
+        match serde_json::Number::from_f64(v) {
+            Some(n) => {
+                let _ = write!(self.out, "{n}");
+            }
+            None => self.out.push_str("null"), // non-finite: unreachable from JSON input
+        }
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.string(v)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let depth = self.enter()?;
+        self.out.push('[');
+        let mut first = true;
+        loop {
+            let mark = self.out.len();
+            if !first {
+                self.out.push(',');
+            }
+            let element = ValueSeed { ctx: &mut *self.ctx, out: &mut *self.out, depth };
+            if seq.next_element_seed(element)?.is_none() {
+                self.out.truncate(mark);
+                break;
+            }
+            first = false;
+        }
+        self.out.push(']');
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> Result<(), A::Error> {
+        let depth = self.enter()?;
+        write_object(map, self.ctx, self.out, depth)
+    }
+}
+
+/// Appends `s` as a JSON string literal, escaping exactly what serde_json escapes.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // `b` is ASCII, so `i` is a char boundary.
+        out.push_str(&s[start..i]);
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(short);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(json: &str, limits: &IngestLimits) -> Result<String, Violation> {
+        let mut ctx = Ctx { limits, violation: None };
+        let mut out = String::new();
+        let mut de = serde_json::Deserializer::from_str(json);
+        match (PropertiesSeed { ctx: &mut ctx, out: &mut out }).deserialize(&mut de) {
+            Ok(()) => Ok(out),
+            Err(e) => Err(ctx.violation.unwrap_or_else(|| panic!("no violation recorded for {e}"))),
+        }
+    }
+
+    fn code(json: &str, limits: &IngestLimits) -> &'static str {
+        canon(json, limits).unwrap_err().code
+    }
+
+    #[test]
+    fn properties_are_compacted_keeping_key_order() {
+        let l = IngestLimits::default();
+        let got = canon(" { \"z\" : 1 ,\n \"a\": [ true, null, -2, 1.5, {\"k\":\"v\"} ], \"m\": {} } ", &l).unwrap();
+        assert_eq!(got, r#"{"z":1,"a":[true,null,-2,1.5,{"k":"v"}],"m":{}}"#);
+        assert_eq!(canon("null", &l).unwrap(), "{}");
+        assert_eq!(canon("{}", &l).unwrap(), "{}");
+        assert_eq!(canon(r#"{"a":[]}"#, &l).unwrap(), r#"{"a":[]}"#);
+    }
+
+    #[test]
+    fn properties_strings_and_numbers_are_canonical() {
+        let l = IngestLimits::default();
+        let got = canon(r#"{"s":"\u0041\/\u00e9\n\u0001\"\\","e":1E2,"big":18446744073709551615,"f":1.0e-7}"#, &l).unwrap();
+        assert_eq!(got, r#"{"s":"A/é\n\u0001\"\\","e":100.0,"big":18446744073709551615,"f":1e-7}"#);
+        // The canonical text reads back to the same value.
+        let a: serde_json::Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(a["e"], serde_json::json!(100.0));
+    }
+
+    #[test]
+    fn push_json_str_matches_serde_json() {
+        let all: String = (0u32..0x80).filter_map(char::from_u32).chain(['é', '\u{2028}', '😀']).collect();
+        let mut out = String::new();
+        push_json_str(&mut out, &all);
+        assert_eq!(out, serde_json::to_string(&all).unwrap());
+    }
+
+    #[test]
+    fn properties_not_an_object_is_invalid_properties() {
+        let l = IngestLimits::default();
+        for bad in ["[]", "1", "\"x\"", "true", "-1", "1.5"] {
+            assert_eq!(code(bad, &l), "invalid_properties", "{bad}");
+        }
+    }
+
+    #[test]
+    fn too_many_properties_counts_top_level_keys_only() {
+        let l = IngestLimits { max_properties_per_event: 2, ..IngestLimits::default() };
+        assert!(canon(r#"{"a":1,"b":{"x":1,"y":2,"z":3}}"#, &l).is_ok());
+        assert_eq!(code(r#"{"a":1,"b":2,"c":3}"#, &l), "too_many_properties");
+    }
+
+    #[test]
+    fn property_keys_empty_too_long_or_duplicate_are_refused() {
+        let l = IngestLimits { max_key_bytes: 4, ..IngestLimits::default() };
+        assert!(canon(r#"{"abcd":1}"#, &l).is_ok());
+        assert_eq!(code(r#"{"abcde":1}"#, &l), "property_key_too_long");
+        assert_eq!(code(r#"{"a":{"abcde":1}}"#, &l), "property_key_too_long");
+        assert_eq!(code(r#"{"":1}"#, &l), "invalid_property_key");
+        assert_eq!(code(r#"{"a":1,"a":2}"#, &l), "invalid_property_key");
+        assert_eq!(code(r#"{"a":1,"\u0061":2}"#, &l), "invalid_property_key");
+        assert_eq!(code(r#"{"n":{"b":1,"b":1}}"#, &l), "invalid_property_key");
+        let many: Vec<String> = (0..20).map(|i| format!("\"k{i}\":{i}")).collect();
+        assert!(canon(&format!("{{{}}}", many.join(",")), &l).is_ok());
+        assert_eq!(code(&format!("{{{},\"k7\":0}}", many.join(",")), &l), "invalid_property_key");
+    }
+
+    #[test]
+    fn property_value_too_long_applies_at_any_depth_after_unescaping() {
+        let l = IngestLimits { max_string_value_bytes: 3, ..IngestLimits::default() };
+        assert!(canon(r#"{"a":"abc","b":["xyz"],"c":"\u0041\u0042\u0043"}"#, &l).is_ok());
+        assert_eq!(code(r#"{"a":"abcd"}"#, &l), "property_value_too_long");
+        assert_eq!(code(r#"{"a":[["abcd"]]}"#, &l), "property_value_too_long");
+        let v = canon(r#"{"plan":{"x":"abcd"}}"#, &l).unwrap_err();
+        assert_eq!(v.message, "a string value is 4 bytes; the limit is 3 (in property `plan`)");
+    }
+
+    #[test]
+    fn violation_messages_never_echo_values_or_odd_keys() {
+        let l = IngestLimits { max_string_value_bytes: 3, ..IngestLimits::default() };
+        let v = canon(r#"{"secret@example.com":"hunter2"}"#, &l).unwrap_err();
+        assert!(!v.message.contains("hunter2") && !v.message.contains("secret"), "{}", v.message);
+    }
+
+    #[test]
+    fn properties_too_deep_counts_the_properties_object_as_level_one() {
+        let l = IngestLimits { max_nesting_depth: 5, ..IngestLimits::default() };
+        assert!(canon(r#"{"a":{"b":{"c":{"d":{"e":1}}}}}"#, &l).is_ok());
+        assert!(canon(r#"{"a":[[[[1]]]]}"#, &l).is_ok());
+        assert_eq!(code(r#"{"a":{"b":{"c":{"d":{"e":{}}}}}}"#, &l), "properties_too_deep");
+        assert_eq!(code(r#"{"a":[[[[[]]]]]}"#, &l), "properties_too_deep");
+        let l1 = IngestLimits { max_nesting_depth: 1, ..IngestLimits::default() };
+        assert!(canon(r#"{"a":1}"#, &l1).is_ok());
+        assert_eq!(code(r#"{"a":[]}"#, &l1), "properties_too_deep");
+    }
+
+    #[test]
+    fn properties_nested_100k_deep_fail_cleanly() {
+        let l = IngestLimits::default();
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(code(&deep, &l), "properties_too_deep");
+    }
+}

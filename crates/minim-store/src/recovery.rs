@@ -1,0 +1,197 @@
+//! Opening the store: lock the directory, load the manifest, remove garbage, rebuild
+//! the dedupe index, replay the WAL (cutting a torn tail) and start the threads.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex, RwLock};
+
+use minim_core::time::day_of;
+use minim_core::{EventBatch, ProjectId};
+
+use crate::dedupe::DedupeIndex;
+use crate::error::{Result, StoreError};
+use crate::flush::publish_segment_gauges;
+use crate::fsutil::{create_dir_durable, sync_dir};
+use crate::manifest::{Manifest, SegmentFile};
+use crate::memtable::Memtable;
+use crate::wal::format::FILE_HEADER_LEN;
+use crate::wal::{self, WalWriter};
+use crate::writer::Writer;
+use crate::{Shared, Store, StoreConfig, View, compaction, flush, segments_dir, wal_dir};
+
+pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
+    cfg.validate().map_err(|reason| StoreError::Corrupt { path: cfg.data_dir.clone(), reason })?;
+    let dir = cfg.data_dir.clone();
+    create_dir_durable(&wal_dir(&dir))?;
+    create_dir_durable(&segments_dir(&dir))?;
+    let lock = lock_dir(&dir)?;
+
+    let manifest = Manifest::load(&dir)?;
+    remove_orphans(&dir, &manifest)?;
+
+    // WAL files still to replay, in order; older ones are already in segments.
+    let wal_dir = wal_dir(&dir);
+    let files = wal::list_files(&wal_dir)?;
+    wal::remove_below(&wal_dir, manifest.wal_replay_from)?;
+    let replay: Vec<u64> = files.iter().copied().filter(|&n| n >= manifest.wal_replay_from).collect();
+    let mut batches: Vec<EventBatch> = Vec::new();
+    let mut seq = 0u64;
+    for (i, &no) in replay.iter().enumerate() {
+        let path = wal::wal_path(&wal_dir, no);
+        let contents = wal::read_file(&path, cfg.wal_max_record_bytes)?;
+        let last = i + 1 == replay.len();
+        if let Some(why) = &contents.stopped {
+            if last {
+                tracing::warn!(file = %path.display(), reason = %why, "discarding torn WAL tail (never acknowledged)");
+                if contents.valid_len < FILE_HEADER_LEN as u64 {
+                    std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+                    sync_dir(&wal_dir)?;
+                } else {
+                    wal::truncate(&path, contents.valid_len)?;
+                }
+            } else {
+                tracing::warn!(file = %path.display(), reason = %why, "WAL file ends early (abandoned after a write error)");
+            }
+        }
+        for (s, b) in contents.batches {
+            seq = seq.max(s);
+            batches.push(b);
+        }
+    }
+
+    // Dedupe: find each project's newest day, load ids of the window, replay the WAL.
+    let mut dedupe = DedupeIndex::new(cfg.dedupe_window_days);
+    for s in &manifest.segments {
+        dedupe.observe_day(&s.meta.project, day_of(s.meta.max_ts_ms));
+    }
+    for b in &batches {
+        for e in &b.events {
+            dedupe.observe_day(&b.project, day_of(e.timestamp_ms));
+        }
+    }
+    for s in &manifest.segments {
+        if dedupe.in_window(&s.meta.project, s.meta.day) {
+            for id in crate::segment::read_insert_ids(&s.path)? {
+                let h = dedupe.hash(&s.meta.project, &id);
+                dedupe.insert(&s.meta.project, s.meta.day, h);
+            }
+        }
+    }
+    let now = cfg.clock.now_ms();
+    let mut active = Memtable::default();
+    let mut replayed = 0usize;
+    for b in batches {
+        let project: ProjectId = b.project;
+        let mut keep = Vec::with_capacity(b.events.len());
+        for e in b.events {
+            if let Some(id) = &e.insert_id {
+                let h = dedupe.hash(&project, id);
+                if dedupe.contains(&project, h) {
+                    continue;
+                }
+                dedupe.insert(&project, day_of(e.timestamp_ms), h);
+            }
+            keep.push(e);
+        }
+        replayed += keep.len();
+        active.insert(&project, keep, now);
+    }
+
+    let next_file = replay.last().map_or(manifest.wal_replay_from.max(1), |n| n + 1);
+    let wal = WalWriter::create(&wal_dir, next_file, cfg.faults.clone())?;
+    tracing::info!(
+        segments = manifest.segments.len(),
+        replayed_events = replayed,
+        wal_files = replay.len(),
+        dedupe_keys = dedupe.len(),
+        "store opened"
+    );
+    publish_segment_gauges(&manifest.segments);
+
+    let view = View { segments: Arc::new(manifest.segments.clone()), active, frozen: None };
+    let shared = Arc::new(Shared {
+        view: RwLock::new(view),
+        manifest: Mutex::new(manifest),
+        compaction_pass: Mutex::new(()),
+        queue_depth: AtomicUsize::new(0),
+        wal_ok: AtomicBool::new(true),
+        flush_ok: AtomicBool::new(true),
+        shutting_down: AtomicBool::new(false),
+        last_error: Mutex::new(None),
+        cfg,
+    });
+    let (tx, rx) = std::sync::mpsc::sync_channel(shared.cfg.wal_queue_depth);
+    let (flush_tx, flush_rx) = std::sync::mpsc::sync_channel(1);
+    let writer = Writer {
+        shared: shared.clone(),
+        wal,
+        dedupe,
+        seq,
+        rx,
+        flush_tx: Some(flush_tx),
+        flush_waiters: Vec::new(),
+        last_recovery_attempt: None,
+    };
+    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new().name(name.to_owned()).spawn(f).map_err(|e| StoreError::io(&dir, e))
+    };
+    let s1 = shared.clone();
+    let s2 = shared.clone();
+    let threads = vec![
+        spawn("minim-wal", Box::new(move || writer.run()))?,
+        spawn("minim-flush", Box::new(move || flush::run(s1, flush_rx)))?,
+        spawn("minim-compact", Box::new(move || compaction::run_loop(s2)))?,
+    ];
+    Ok(Store { shared, tx, threads: Mutex::new(threads), _lock: lock })
+}
+
+/// Takes an exclusive advisory lock on `DIR/LOCK` for the life of the store.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join("LOCK");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io(&path, e)),
+    }
+}
+
+/// Deletes segment files no manifest lists and leftover temporary files.
+fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let live: HashSet<&Path> = manifest.segments.iter().map(|s: &Arc<SegmentFile>| s.path.as_path()).collect();
+    let root = segments_dir(dir);
+    let mut removed = 0usize;
+    for project in read_dir(&root)? {
+        for day in read_dir(&project)? {
+            for file in read_dir(&day)? {
+                if !live.contains(file.as_path()) {
+                    std::fs::remove_file(&file).map_err(|e| StoreError::io(&file, e))?;
+                    removed += 1;
+                }
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "removed segment files of interrupted flushes or compactions");
+    }
+    let tmp = dir.join("manifest.tmp");
+    if tmp.exists() {
+        std::fs::remove_file(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+    }
+    Ok(())
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
+        out.push(entry.map_err(|e| StoreError::io(dir, e))?.path());
+    }
+    Ok(out)
+}
