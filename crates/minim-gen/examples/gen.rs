@@ -6,7 +6,10 @@ use std::time::Instant;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let events = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let events = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let mut cfg = minim_gen::GenConfig::new(events);
     if let Some(seed) = args.next().and_then(|a| a.parse().ok()) {
         cfg.seed = seed;

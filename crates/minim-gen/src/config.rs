@@ -53,7 +53,9 @@ impl GenConfig {
                 format!("must be between 1 and {MAX_DAYS} (got {})", self.days),
             ));
         }
-        let last_day = self.start.checked_add_days(chrono::Days::new(u64::from(self.days) - 1));
+        let last_day = self
+            .start
+            .checked_add_days(chrono::Days::new(u64::from(self.days) - 1));
         let in_range = self.start.year() >= 1970 && last_day.is_some_and(|d| d.year() <= 9999);
         if !in_range {
             return Err(GenError::invalid(
@@ -69,7 +71,9 @@ impl GenConfig {
 
     /// First millisecond of the range (UTC midnight of `start`), since the Unix epoch.
     pub fn start_ms(&self) -> i64 {
-        self.start.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp_millis())
+        self.start
+            .and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp_millis())
     }
 
     /// One past the last millisecond of the range.
@@ -124,15 +128,59 @@ mod tests {
             other => panic!("expected InvalidConfig, got {other:?}"),
         };
         assert_eq!(field(GenConfig { users: 0, ..base }), "users");
-        assert_eq!(field(GenConfig { users: MAX_USERS + 1, ..base }), "users");
+        assert_eq!(
+            field(GenConfig {
+                users: MAX_USERS + 1,
+                ..base
+            }),
+            "users"
+        );
         assert_eq!(field(GenConfig { days: 0, ..base }), "days");
-        assert_eq!(field(GenConfig { days: MAX_DAYS + 1, ..base }), "days");
+        assert_eq!(
+            field(GenConfig {
+                days: MAX_DAYS + 1,
+                ..base
+            }),
+            "days"
+        );
         let old = NaiveDate::from_ymd_opt(1969, 12, 31).unwrap();
         assert_eq!(field(GenConfig { start: old, ..base }), "start");
         let late = NaiveDate::from_ymd_opt(9999, 12, 1).unwrap();
-        assert_eq!(field(GenConfig { start: late, days: 32, ..base }), "start");
-        assert!(GenConfig { start: late, days: 32, ..base }.validate().unwrap_err().to_string().contains("--start"));
-        assert!(GenConfig { start: late, days: 31, ..base }.validate().is_ok());
-        assert!(GenConfig { days: MAX_DAYS, ..base }.validate().is_ok());
+        assert_eq!(
+            field(GenConfig {
+                start: late,
+                days: 32,
+                ..base
+            }),
+            "start"
+        );
+        assert!(
+            GenConfig {
+                start: late,
+                days: 32,
+                ..base
+            }
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--start")
+        );
+        assert!(
+            GenConfig {
+                start: late,
+                days: 31,
+                ..base
+            }
+            .validate()
+            .is_ok()
+        );
+        assert!(
+            GenConfig {
+                days: MAX_DAYS,
+                ..base
+            }
+            .validate()
+            .is_ok()
+        );
     }
 }

@@ -40,7 +40,7 @@ const REPURCHASE_PM: u32 = 15;
 /// Chance that a returning user's session starts with `login`.
 const LOGIN_PM: u32 = 650;
 /// Planted personal data: pageview URLs, search queries, optional signup fields.
-const PII_URL_PM: u32 = 15;
+const PII_URL_PM: u32 = 25;
 const PII_SEARCH_PM: u32 = 60;
 const SIGNUP_NAME_PM: u32 = 700;
 const SIGNUP_PHONE_PM: u32 = 300;
@@ -148,14 +148,33 @@ pub(crate) enum Query {
 /// Kind-specific details.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Detail {
-    Pageview { duration_ms: u32, pii: Option<PiiUrl>, pii_token: u64 },
+    Pageview {
+        duration_ms: u32,
+        pii: Option<PiiUrl>,
+        pii_token: u64,
+    },
     Button(u8),
-    Search { query: Query, results: u32 },
+    Search {
+        query: Query,
+        results: u32,
+    },
     Feature(u8),
-    Login { method: u8 },
-    Signup { method: u8, name: bool, phone: bool },
-    Activated { action: u8 },
-    Purchase { cents: u64, seats: u32, annual: bool },
+    Login {
+        method: u8,
+    },
+    Signup {
+        method: u8,
+        name: bool,
+        phone: bool,
+    },
+    Activated {
+        action: u8,
+    },
+    Purchase {
+        cents: u64,
+        seats: u32,
+        annual: bool,
+    },
 }
 
 /// Where the session came from (on its first pageview only).
@@ -208,7 +227,12 @@ impl Keys {
 /// re-ingesting the same data deduplicates); different configs give different ids.
 fn config_digest(cfg: &GenConfig) -> u64 {
     let mut h = mix64(cfg.seed ^ 0x6d69_6e69_6d2d_6765); // "minim-ge"
-    for v in [cfg.events, cfg.users, u64::from(cfg.days), cfg.start_ms() as u64] {
+    for v in [
+        cfg.events,
+        cfg.users,
+        u64::from(cfg.days),
+        cfg.start_ms() as u64,
+    ] {
         h = mix64(h ^ v).wrapping_add(0x9e37_79b9_7f4a_7c15);
     }
     h
@@ -233,7 +257,7 @@ struct Session {
 }
 
 /// Deterministic stream of synthetic events; see the crate docs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Generator {
     cfg: GenConfig,
     keys: Keys,
@@ -248,6 +272,16 @@ pub struct Generator {
     emitted: u64,
     session: Session,
     pub(crate) render: crate::render::Scratch,
+}
+
+impl std::fmt::Debug for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the per-user state: it can hold millions of entries.
+        f.debug_struct("Generator")
+            .field("cfg", &self.cfg)
+            .field("emitted", &self.emitted)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Generator {
@@ -286,7 +320,10 @@ impl Generator {
                 login: false,
                 logged_in: false,
                 landed: false,
-                page: PageRef { page: tables::SIGNUP_PAGE, suffix: 0 },
+                page: PageRef {
+                    page: tables::SIGNUP_PAGE,
+                    suffix: 0,
+                },
             },
             render: crate::render::Scratch::default(),
             cfg,
@@ -379,7 +416,10 @@ impl Generator {
             login,
             logged_in,
             landed: false,
-            page: PageRef { page: tables::LOGIN_PAGE, suffix: 0 },
+            page: PageRef {
+                page: tables::LOGIN_PAGE,
+                suffix: 0,
+            },
         };
     }
 
@@ -442,7 +482,10 @@ impl Generator {
     /// Decides the event kind for `slot` at time `ts`, updating session and user state.
     fn choose(&mut self, slot: u32, ts: i64, gap_ms: u32) -> (Kind, Detail) {
         if slot == 0 && self.session.login {
-            self.session.page = PageRef { page: tables::LOGIN_PAGE, suffix: 0 };
+            self.session.page = PageRef {
+                page: tables::LOGIN_PAGE,
+                suffix: 0,
+            };
             let method = self.rng.weighted(&tables::LOGIN_METHODS_CUM) as u8;
             return (Kind::Login, Detail::Login { method });
         }
@@ -456,25 +499,45 @@ impl Generator {
         let (kind, detail) = match (slot, self.session.logged_in, roll) {
             (0, ..) | (_, false, 0..800) | (_, true, 0..560) => {
                 self.session.page = self.pick_page();
-                let pii = self.rng.chance(PII_URL_PM).then(|| {
-                    PII_URLS[self.rng.below(PII_URLS.len() as u64) as usize]
-                });
-                let pii_token = if pii.is_some() { self.rng.next_u64() } else { 0 };
-                (Kind::Pageview, Detail::Pageview { duration_ms: gap_ms, pii, pii_token })
+                let pii = self
+                    .rng
+                    .chance(PII_URL_PM)
+                    .then(|| PII_URLS[self.rng.below(PII_URLS.len() as u64) as usize]);
+                let pii_token = if pii.is_some() {
+                    self.rng.next_u64()
+                } else {
+                    0
+                };
+                (
+                    Kind::Pageview,
+                    Detail::Pageview {
+                        duration_ms: gap_ms,
+                        pii,
+                        pii_token,
+                    },
+                )
             }
-            (_, false, 800..930) | (_, true, 560..690) => {
-                (Kind::ButtonClicked, Detail::Button(self.rng.below(tables::BUTTONS.len() as u64) as u8))
-            }
-            (_, true, 690..910) => {
-                (Kind::FeatureUsed, Detail::Feature(self.rng.below(tables::FEATURES.len() as u64) as u8))
-            }
+            (_, false, 800..930) | (_, true, 560..690) => (
+                Kind::ButtonClicked,
+                Detail::Button(self.rng.below(tables::BUTTONS.len() as u64) as u8),
+            ),
+            (_, true, 690..910) => (
+                Kind::FeatureUsed,
+                Detail::Feature(self.rng.below(tables::FEATURES.len() as u64) as u8),
+            ),
             _ => {
                 let query = if self.rng.chance(PII_SEARCH_PM) {
                     [Query::Email, Query::Phone, Query::Name][self.rng.below(3) as usize]
                 } else {
                     Query::Term(self.rng.below(tables::SEARCHES.len() as u64) as u8)
                 };
-                (Kind::Search, Detail::Search { query, results: self.rng.below(40) as u32 })
+                (
+                    Kind::Search,
+                    Detail::Search {
+                        query,
+                        results: self.rng.below(40) as u32,
+                    },
+                )
             }
         };
         (kind, detail)
@@ -493,7 +556,10 @@ impl Generator {
         let detail = match kind {
             Kind::Signup => {
                 self.session.logged_in = true;
-                self.session.page = PageRef { page: tables::SIGNUP_PAGE, suffix: 0 };
+                self.session.page = PageRef {
+                    page: tables::SIGNUP_PAGE,
+                    suffix: 0,
+                };
                 Detail::Signup {
                     method: self.rng.weighted(&tables::SIGNUP_METHODS_CUM) as u8,
                     name: self.rng.chance(SIGNUP_NAME_PM),
@@ -501,12 +567,20 @@ impl Generator {
                 }
             }
             Kind::Activated => {
-                self.session.page = PageRef { page: tables::ONBOARDING_PAGE, suffix: 0 };
+                self.session.page = PageRef {
+                    page: tables::ONBOARDING_PAGE,
+                    suffix: 0,
+                };
                 let n = tables::ACTIVATION_ACTIONS.len() as u64;
-                Detail::Activated { action: self.rng.below(n) as u8 }
+                Detail::Activated {
+                    action: self.rng.below(n) as u8,
+                }
             }
             _ => {
-                self.session.page = PageRef { page: tables::CHECKOUT_PAGE, suffix: 0 };
+                self.session.page = PageRef {
+                    page: tables::CHECKOUT_PAGE,
+                    suffix: 0,
+                };
                 self.purchase()
             }
         };
@@ -527,7 +601,11 @@ impl Generator {
         if self.rng.chance(200) {
             cents = cents * 85 / 100; // a 15% coupon; gives odd cents
         }
-        Detail::Purchase { cents, seats: seats as u32, annual }
+        Detail::Purchase {
+            cents,
+            seats: seats as u32,
+            annual,
+        }
     }
 
     fn pick_page(&mut self) -> PageRef {
@@ -553,6 +631,9 @@ impl Generator {
         let referrer = self.rng.weighted(&tables::REFERRERS_CUM);
         let campaign = (tables::REFERRERS[referrer].0.utm.is_some() && self.rng.chance(UTM_PM))
             .then(|| self.rng.below(tables::CAMPAIGNS.len() as u64) as u8);
-        Landing { referrer: referrer as u8, campaign }
+        Landing {
+            referrer: referrer as u8,
+            campaign,
+        }
     }
 }

@@ -68,7 +68,10 @@ pub(crate) fn pick_weighted(cumulative: &[u32], bits: u64) -> usize {
     }
     let x = bounded(bits, u64::from(total)) as u32;
     // Tables are short (< 64 entries); a linear scan beats binary search here.
-    cumulative.iter().position(|&c| x < c).unwrap_or(cumulative.len() - 1)
+    cumulative
+        .iter()
+        .position(|&c| x < c)
+        .unwrap_or(cumulative.len() - 1)
 }
 
 /// Zipf-Mandelbrot-like ranks over `[0, n)`: `P(rank = r) ~ (r + q)^-0.75`.
@@ -91,7 +94,12 @@ impl PowerLaw {
         let n = n.max(1);
         let a = q.sqrt().sqrt();
         let b = (n as f64 + q).sqrt().sqrt();
-        Self { n, q, a, span: b - a }
+        Self {
+            n,
+            q,
+            a,
+            span: b - a,
+        }
     }
 
     #[inline]
@@ -131,7 +139,11 @@ impl Scatter {
         while gcd(mul, n) != 1 {
             mul += 1;
         }
-        Self { n, mul: mul % n.max(2), add: key % n }
+        Self {
+            n,
+            mul: mul % n.max(2),
+            add: key % n,
+        }
     }
 
     #[inline]

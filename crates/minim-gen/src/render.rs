@@ -19,6 +19,8 @@ pub(crate) trait Sink {
 /// Reused string buffers, so rendering does not allocate once warmed up.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Scratch {
+    country: &'static str,
+    device: Option<Device>,
     pub distinct_id: String,
     pub insert_id: String,
     session_id: String,
@@ -44,7 +46,9 @@ impl Person {
         Self {
             first: tables::FIRST_NAMES[(bits % tables::FIRST_NAMES.len() as u64) as usize],
             last: tables::LAST_NAMES[((bits >> 8) % tables::LAST_NAMES.len() as u64) as usize],
-            country: tables::COUNTRIES[pick_weighted(&tables::COUNTRIES_CUM, mix64(persona ^ 0xc0))].0,
+            country: tables::COUNTRIES
+                [pick_weighted(&tables::COUNTRIES_CUM, mix64(persona ^ 0xc0))]
+            .0,
             device: tables::DEVICES[pick_weighted(&tables::DEVICES_CUM, mix64(persona ^ 0xde))].0,
             bits,
         }
@@ -83,7 +87,9 @@ impl Person {
             }
         }
         out.push('@');
-        out.push_str(tables::EMAIL_DOMAINS[pick_weighted(&tables::EMAIL_DOMAINS_CUM, mix64(self.bits))].0);
+        out.push_str(
+            tables::EMAIL_DOMAINS[pick_weighted(&tables::EMAIL_DOMAINS_CUM, mix64(self.bits))].0,
+        );
     }
 
     /// The country's pattern filled in; sometimes compacted to E.164 (`+14155550132`).
@@ -91,7 +97,7 @@ impl Person {
         let mut digits = mix64(self.bits ^ 0x9f);
         let area = tables::NA_AREA_CODES[(digits % tables::NA_AREA_CODES.len() as u64) as usize];
         let mut area = area.chars();
-        let compact = (self.bits >> 40) % 3 == 0;
+        let compact = (self.bits >> 40).is_multiple_of(3);
         for ch in self.country.phone.chars() {
             match ch {
                 '#' => {
@@ -141,8 +147,16 @@ pub(crate) fn prepare(ev: &RawEvent, keys: &Keys, s: &mut Scratch) {
     push_hex(&mut s.session_id, lo, 12);
 
     let person = Person::of(ev.persona);
+    s.country = person.country.iso;
+    s.device = Some(person.device);
     let needs_email = matches!(ev.detail, Detail::Signup { .. })
-        || matches!(ev.detail, Detail::Search { query: Query::Email, .. })
+        || matches!(
+            ev.detail,
+            Detail::Search {
+                query: Query::Email,
+                ..
+            }
+        )
         || matches!(
             ev.detail,
             Detail::Pageview {
@@ -159,48 +173,84 @@ pub(crate) fn prepare(ev: &RawEvent, keys: &Keys, s: &mut Scratch) {
     if needs_email {
         person.push_email(&mut s.email);
     }
+    let needs_name = matches!(ev.detail, Detail::Signup { name: true, .. })
+        || matches!(
+            ev.detail,
+            Detail::Search {
+                query: Query::Name,
+                ..
+            }
+        )
+        || matches!(
+            ev.detail,
+            Detail::Pageview {
+                pii: Some(PiiUrl::InviteNameEmail),
+                ..
+            }
+        );
     s.name.clear();
-    person.push_name(&mut s.name);
+    if needs_name {
+        person.push_name(&mut s.name);
+    }
+    let needs_phone = matches!(ev.detail, Detail::Signup { phone: true, .. })
+        || matches!(
+            ev.detail,
+            Detail::Search {
+                query: Query::Phone,
+                ..
+            }
+        )
+        || matches!(
+            ev.detail,
+            Detail::Pageview {
+                pii: Some(PiiUrl::SupportPhone),
+                ..
+            }
+        );
     s.phone.clear();
-    person.push_phone(&mut s.phone);
+    if needs_phone {
+        person.push_phone(&mut s.phone);
+    }
 
     s.path.clear();
     s.url.clear();
     s.url.push_str(tables::SITE);
     match ev.detail {
-        Detail::Pageview { pii: Some(pii), pii_token, .. } => {
-            match pii {
-                PiiUrl::AccountEmailQuery => {
-                    s.path.push_str("/account");
-                    s.url.push_str("/account?email=");
-                    push_pct(&mut s.url, &s.email);
-                }
-                PiiUrl::UserEmailPath => {
-                    s.path.push_str("/users/");
-                    s.path.push_str(&s.email);
-                    s.url.push_str(&s.path);
-                }
-                PiiUrl::InviteNameEmail => {
-                    s.path.push_str("/invite/accept");
-                    s.url.push_str("/invite/accept?name=");
-                    push_pct(&mut s.url, &s.name);
-                    s.url.push_str("&email=");
-                    push_pct(&mut s.url, &s.email);
-                }
-                PiiUrl::ResetPassword => {
-                    s.path.push_str("/reset-password");
-                    s.url.push_str("/reset-password?email=");
-                    push_pct(&mut s.url, &s.email);
-                    s.url.push_str("&token=");
-                    push_hex16(&mut s.url, pii_token);
-                }
-                PiiUrl::SupportPhone => {
-                    s.path.push_str("/support/callback");
-                    s.url.push_str("/support/callback?phone=");
-                    push_pct(&mut s.url, &s.phone);
-                }
+        Detail::Pageview {
+            pii: Some(pii),
+            pii_token,
+            ..
+        } => match pii {
+            PiiUrl::AccountEmailQuery => {
+                s.path.push_str("/account");
+                s.url.push_str("/account?email=");
+                push_pct(&mut s.url, &s.email);
             }
-        }
+            PiiUrl::UserEmailPath => {
+                s.path.push_str("/users/");
+                s.path.push_str(&s.email);
+                s.url.push_str(&s.path);
+            }
+            PiiUrl::InviteNameEmail => {
+                s.path.push_str("/invite/accept");
+                s.url.push_str("/invite/accept?name=");
+                push_pct(&mut s.url, &s.name);
+                s.url.push_str("&email=");
+                push_pct(&mut s.url, &s.email);
+            }
+            PiiUrl::ResetPassword => {
+                s.path.push_str("/reset-password");
+                s.url.push_str("/reset-password?email=");
+                push_pct(&mut s.url, &s.email);
+                s.url.push_str("&token=");
+                push_hex16(&mut s.url, pii_token);
+            }
+            PiiUrl::SupportPhone => {
+                s.path.push_str("/support/callback");
+                s.url.push_str("/support/callback?phone=");
+                push_pct(&mut s.url, &s.phone);
+            }
+        },
         _ => {
             let page = ev.page.page;
             s.path.push_str(page.path);
@@ -226,18 +276,22 @@ pub(crate) fn prepare(ev: &RawEvent, keys: &Keys, s: &mut Scratch) {
 fn landing_utm(ev: &RawEvent) -> Option<(&'static str, (&'static str, &'static str))> {
     let landing = ev.landing?;
     let campaign = tables::CAMPAIGNS.get(usize::from(landing.campaign?))?;
-    let utm = tables::REFERRERS.get(usize::from(landing.referrer))?.0.utm?;
+    let utm = tables::REFERRERS
+        .get(usize::from(landing.referrer))?
+        .0
+        .utm?;
     Some((campaign, utm))
 }
 
-/// Walks the event's properties in ascending key order.
+/// Walks the event's properties in ascending key order; `s` must have been
+/// [`prepare`]d for this event.
 pub(crate) fn emit(ev: &RawEvent, s: &Scratch, sink: &mut impl Sink) {
-    let person = Person::of(ev.persona);
-    sink.str("$browser", person.device.browser);
-    sink.str("$country", person.country.iso);
+    let device = s.device.unwrap_or(tables::DEVICES[0].0);
+    sink.str("$browser", device.browser);
+    sink.str("$country", s.country);
     sink.str("$current_url", &s.url);
-    sink.str("$device_type", person.device.device_type);
-    sink.str("$os", person.device.os);
+    sink.str("$device_type", device.device_type);
+    sink.str("$os", device.os);
     sink.str("$pathname", &s.path);
     if let Some(landing) = ev.landing
         && let Some((referrer, _)) = tables::REFERRERS.get(usize::from(landing.referrer))
@@ -247,7 +301,10 @@ pub(crate) fn emit(ev: &RawEvent, s: &Scratch, sink: &mut impl Sink) {
     }
     sink.str("$session_id", &s.session_id);
     if let Detail::Activated { action } = ev.detail {
-        sink.str("activation_action", pick(tables::ACTIVATION_ACTIONS, action));
+        sink.str(
+            "activation_action",
+            pick(tables::ACTIVATION_ACTIONS, action),
+        );
     }
     if let Detail::Purchase { annual, .. } = ev.detail {
         sink.str("billing_period", if annual { "annual" } else { "monthly" });
@@ -323,7 +380,11 @@ pub(crate) fn write_event(ev: &RawEvent, s: &Scratch, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\",\"insert_id\":");
     push_json_str(out, &s.insert_id);
     out.extend_from_slice(b",\"properties\":{");
-    let mut sink = JsonSink { out, first: true, last_key: "" };
+    let mut sink = JsonSink {
+        out,
+        first: true,
+        last_key: "",
+    };
     emit(ev, s, &mut sink);
     out.extend_from_slice(b"}}");
 }
@@ -343,14 +404,21 @@ struct JsonSink<'a> {
 
 impl JsonSink<'_> {
     fn key(&mut self, key: &'static str) {
-        debug_assert!(self.first || self.last_key < key, "{} before {key}", self.last_key);
+        debug_assert!(
+            self.first || self.last_key < key,
+            "{} before {key}",
+            self.last_key
+        );
         self.last_key = key;
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
-        push_json_str(self.out, key);
-        self.out.push(b':');
+        // Keys are fixed identifiers that never need escaping.
+        debug_assert!(is_plain(key.as_bytes()));
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
     }
 }
 
@@ -375,7 +443,8 @@ struct MapSink(Map<String, Value>);
 
 impl Sink for MapSink {
     fn str(&mut self, key: &'static str, value: &str) {
-        self.0.insert(key.to_owned(), Value::String(value.to_owned()));
+        self.0
+            .insert(key.to_owned(), Value::String(value.to_owned()));
     }
 
     fn uint(&mut self, key: &'static str, value: u64) {
@@ -383,14 +452,47 @@ impl Sink for MapSink {
     }
 
     fn cents(&mut self, key: &'static str, cents: u64) {
-        self.0.insert(key.to_owned(), Value::from(cents as f64 / 100.0));
+        self.0
+            .insert(key.to_owned(), Value::from(cents as f64 / 100.0));
     }
+}
+
+/// True when `s` needs no escaping inside a JSON string (the common case): no byte
+/// below 0x20, no `"`, no `\\`. Checks eight bytes at a time (SWAR bit tricks whose
+/// yes/no answer is exact: "does any byte equal zero / lie below n").
+#[inline]
+fn is_plain(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH != 0;
+    let mut chunks = s.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
+        if below_space
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+        {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 /// A JSON string literal, escaped exactly as `serde_json` escapes it.
 pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    out.push(b'"');
+    if is_plain(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let short = match b {
@@ -409,7 +511,12 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
         out.push(short);
         if short == b'u' {
             const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(&[b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+            out.extend_from_slice(&[
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
         }
         start = i + 1;
     }
@@ -446,7 +553,7 @@ pub(crate) fn push_cents(out: &mut Vec<u8>, cents: u64) {
     push_u64(out, cents / 100);
     out.push(b'.');
     let frac = cents % 100;
-    if frac % 10 == 0 {
+    if frac.is_multiple_of(10) {
         out.push(b'0' + (frac / 10) as u8);
     } else {
         out.push(b'0' + (frac / 10) as u8);
@@ -473,18 +580,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn plain_check_is_exact() {
+        for b in 0..=255u8 {
+            let want = b >= 0x20 && b != b'"' && b != b'\\';
+            for pos in 0..17 {
+                let mut v = vec![b'a'; 17];
+                v[pos] = b;
+                assert_eq!(is_plain(&v), want, "byte {b:#x} at {pos}");
+                // Neighbours with the high bit set must not mask or fake a hit.
+                let mut w = vec![0xff; 17];
+                w[pos] = b;
+                assert_eq!(is_plain(&w), want, "byte {b:#x} at {pos} among 0xff");
+            }
+        }
+    }
+
+    #[test]
     fn strings_escape_like_serde_json() {
-        for s in ["plain", "quote\" back\\slash", "ctl\u{0}\u{1f}\n\r\t\u{8}\u{c}\u{7f}", "Müller é ☃", ""] {
+        for s in [
+            "plain",
+            "quote\" back\\slash",
+            "ctl\u{0}\u{1f}\n\r\t\u{8}\u{c}\u{7f}",
+            "Müller é ☃",
+            "",
+            "a long plain ascii string, > 8 bytes",
+            "0123456\"",
+            "01234567\u{1}",
+        ] {
             let mut ours = Vec::new();
             push_json_str(&mut ours, s);
-            assert_eq!(String::from_utf8_lossy(&ours), serde_json::to_string(s).unwrap());
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                serde_json::to_string(s).unwrap()
+            );
         }
     }
 
     #[test]
     fn cents_print_like_serde_json_floats() {
         let mut cases: Vec<u64> = (0..20_000).collect();
-        cases.extend([99_999_999, 123_456_789_01, 100_000_000_000_00, 999_999_999_999_99]);
+        cases.extend([
+            99_999_999,
+            12_345_678_901,
+            10_000_000_000_000,
+            99_999_999_999_999,
+        ]);
         for cents in cases {
             let mut ours = Vec::new();
             push_cents(&mut ours, cents);

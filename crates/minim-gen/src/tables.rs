@@ -71,7 +71,11 @@ pub(crate) struct Device {
 }
 
 const fn d(device_type: &'static str, os: &'static str, browser: &'static str) -> Device {
-    Device { device_type, os, browser }
+    Device {
+        device_type,
+        os,
+        browser,
+    }
 }
 
 /// Joint device/OS/browser profiles, so the combinations stay plausible.
@@ -109,7 +113,11 @@ pub(crate) struct Page {
 }
 
 const fn p(path: &'static str) -> Page {
-    Page { path, suffixes: &[], numeric_id: false }
+    Page {
+        path,
+        suffixes: &[],
+        numeric_id: false,
+    }
 }
 
 const BLOG_POSTS: &[&str] = &[
@@ -144,9 +152,23 @@ pub(crate) const MARKETING_PAGES: [(Page, u32); 14] = [
     (p("/features/collaboration"), 45),
     (p("/features/integrations"), 40),
     (p("/blog"), 50),
-    (Page { path: "/blog", suffixes: BLOG_POSTS, numeric_id: false }, 130),
+    (
+        Page {
+            path: "/blog",
+            suffixes: BLOG_POSTS,
+            numeric_id: false,
+        },
+        130,
+    ),
     (p("/docs"), 40),
-    (Page { path: "/docs", suffixes: DOC_PAGES, numeric_id: false }, 90),
+    (
+        Page {
+            path: "/docs",
+            suffixes: DOC_PAGES,
+            numeric_id: false,
+        },
+        90,
+    ),
     (p("/customers"), 30),
     (p("/about"), 20),
     (p("/contact"), 20),
@@ -160,7 +182,14 @@ pub(crate) const APP_PAGES: [(Page, u32); 13] = [
     (p("/app"), 80),
     (p("/app/dashboard"), 240),
     (p("/app/projects"), 120),
-    (Page { path: "/app/projects/", suffixes: &[], numeric_id: true }, 200),
+    (
+        Page {
+            path: "/app/projects/",
+            suffixes: &[],
+            numeric_id: true,
+        },
+        200,
+    ),
     (p("/app/projects/new"), 30),
     (p("/app/reports"), 90),
     (p("/app/integrations"), 40),
@@ -169,7 +198,14 @@ pub(crate) const APP_PAGES: [(Page, u32); 13] = [
     (p("/app/settings/profile"), 30),
     (p("/app/billing"), 30),
     (p("/pricing"), 20),
-    (Page { path: "/docs", suffixes: DOC_PAGES, numeric_id: false }, 40),
+    (
+        Page {
+            path: "/docs",
+            suffixes: DOC_PAGES,
+            numeric_id: false,
+        },
+        40,
+    ),
 ];
 pub(crate) const APP_CUM: [u32; 13] = cumulative(&APP_PAGES);
 
@@ -198,21 +234,98 @@ const fn r(
 
 pub(crate) const REFERRERS: [(Referrer, u32); 16] = [
     (r("$direct", "$direct", Some(("newsletter", "email"))), 330),
-    (r("https://www.google.com/", "www.google.com", Some(("google", "cpc"))), 300),
-    (r("https://www.bing.com/", "www.bing.com", Some(("bing", "cpc"))), 40),
+    (
+        r(
+            "https://www.google.com/",
+            "www.google.com",
+            Some(("google", "cpc")),
+        ),
+        300,
+    ),
+    (
+        r(
+            "https://www.bing.com/",
+            "www.bing.com",
+            Some(("bing", "cpc")),
+        ),
+        40,
+    ),
     (r("https://duckduckgo.com/", "duckduckgo.com", None), 30),
     (r("https://t.co/", "t.co", Some(("twitter", "social"))), 40),
-    (r("https://www.linkedin.com/", "www.linkedin.com", Some(("linkedin", "paid_social"))), 45),
-    (r("https://www.facebook.com/", "www.facebook.com", Some(("facebook", "paid_social"))), 25),
-    (r("https://www.reddit.com/r/productivity/", "www.reddit.com", None), 30),
-    (r("https://news.ycombinator.com/", "news.ycombinator.com", None), 25),
+    (
+        r(
+            "https://www.linkedin.com/",
+            "www.linkedin.com",
+            Some(("linkedin", "paid_social")),
+        ),
+        45,
+    ),
+    (
+        r(
+            "https://www.facebook.com/",
+            "www.facebook.com",
+            Some(("facebook", "paid_social")),
+        ),
+        25,
+    ),
+    (
+        r(
+            "https://www.reddit.com/r/productivity/",
+            "www.reddit.com",
+            None,
+        ),
+        30,
+    ),
+    (
+        r(
+            "https://news.ycombinator.com/",
+            "news.ycombinator.com",
+            None,
+        ),
+        25,
+    ),
     (r("https://github.com/", "github.com", None), 25),
-    (r("https://www.producthunt.com/", "www.producthunt.com", Some(("producthunt", "referral"))), 20),
-    (r("https://www.youtube.com/", "www.youtube.com", Some(("youtube", "video"))), 20),
-    (r("https://blog.example.org/best-note-taking-apps-2026", "blog.example.org", None), 25),
-    (r("https://www.g2.com/products/nimbus/reviews", "www.g2.com", Some(("g2", "referral"))), 15),
+    (
+        r(
+            "https://www.producthunt.com/",
+            "www.producthunt.com",
+            Some(("producthunt", "referral")),
+        ),
+        20,
+    ),
+    (
+        r(
+            "https://www.youtube.com/",
+            "www.youtube.com",
+            Some(("youtube", "video")),
+        ),
+        20,
+    ),
+    (
+        r(
+            "https://blog.example.org/best-note-taking-apps-2026",
+            "blog.example.org",
+            None,
+        ),
+        25,
+    ),
+    (
+        r(
+            "https://www.g2.com/products/nimbus/reviews",
+            "www.g2.com",
+            Some(("g2", "referral")),
+        ),
+        15,
+    ),
     (r("https://chatgpt.com/", "chatgpt.com", None), 20),
-    (r("https://mail.google.com/", "mail.google.com", Some(("newsletter", "email"))), 10),
+    (
+        r(
+            "https://mail.google.com/",
+            "mail.google.com",
+            Some(("newsletter", "email")),
+        ),
+        10,
+    ),
 ];
 pub(crate) const REFERRERS_CUM: [u32; 16] = cumulative(&REFERRERS);
 
@@ -250,8 +363,12 @@ pub(crate) const FEATURES: &[&str] = &[
     "calendar",
 ];
 
-pub(crate) const ACTIVATION_ACTIONS: &[&str] =
-    &["created_first_project", "invited_teammate", "connected_integration", "imported_data"];
+pub(crate) const ACTIVATION_ACTIONS: &[&str] = &[
+    "created_first_project",
+    "invited_teammate",
+    "connected_integration",
+    "imported_data",
+];
 
 pub(crate) const SEARCHES: &[&str] = &[
     "pricing",
@@ -268,11 +385,16 @@ pub(crate) const SEARCHES: &[&str] = &[
     "offline",
 ];
 
-pub(crate) const LOGIN_METHODS: [(&str, u32); 4] =
-    [("password", 600), ("google", 250), ("github", 100), ("sso", 50)];
+pub(crate) const LOGIN_METHODS: [(&str, u32); 4] = [
+    ("password", 600),
+    ("google", 250),
+    ("github", 100),
+    ("sso", 50),
+];
 pub(crate) const LOGIN_METHODS_CUM: [u32; 4] = cumulative(&LOGIN_METHODS);
 
-pub(crate) const SIGNUP_METHODS: [(&str, u32); 3] = [("email", 550), ("google", 350), ("github", 100)];
+pub(crate) const SIGNUP_METHODS: [(&str, u32); 3] =
+    [("email", 550), ("google", 350), ("github", 100)];
 pub(crate) const SIGNUP_METHODS_CUM: [u32; 3] = cumulative(&SIGNUP_METHODS);
 
 /// Fake first names: (as written, ASCII form for email addresses).
@@ -358,4 +480,6 @@ pub(crate) const EMAIL_DOMAINS: [(&str, u32); 10] = [
 pub(crate) const EMAIL_DOMAINS_CUM: [u32; 10] = cumulative(&EMAIL_DOMAINS);
 
 /// Area codes used to fill US/Canada phone patterns (the `###` before `555`).
-pub(crate) const NA_AREA_CODES: &[&str] = &["212", "310", "415", "512", "617", "206", "312", "416", "604", "303"];
+pub(crate) const NA_AREA_CODES: &[&str] = &[
+    "212", "310", "415", "512", "617", "206", "312", "416", "604", "303",
+];

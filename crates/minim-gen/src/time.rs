@@ -6,8 +6,8 @@ pub(crate) const MS_PER_DAY: i64 = 86_400_000;
 /// Relative traffic per UTC hour of day (an audience spread over the Americas and
 /// Europe: quiet at night, peaking in the European afternoon / American morning).
 const HOURLY: [f64; 24] = [
-    0.55, 0.45, 0.38, 0.33, 0.32, 0.35, 0.45, 0.60, 0.80, 0.95, 1.05, 1.10, 1.15, 1.20, 1.25,
-    1.30, 1.30, 1.25, 1.15, 1.05, 0.95, 0.85, 0.75, 0.65,
+    0.55, 0.45, 0.38, 0.33, 0.32, 0.35, 0.45, 0.60, 0.80, 0.95, 1.05, 1.10, 1.15, 1.20, 1.25, 1.30,
+    1.30, 1.25, 1.15, 1.05, 0.95, 0.85, 0.75, 0.65,
 ];
 
 /// Relative traffic per weekday, Monday first.

@@ -19,7 +19,9 @@ impl ContentEncoding {
     /// empty value is no compression, anything else (including stacked encodings such
     /// as `gzip, br`) is [`DecodeError::UnsupportedEncoding`].
     pub fn from_header(value: Option<&str>) -> Result<Self, DecodeError> {
-        let Some(value) = value else { return Ok(Self::Identity) };
+        let Some(value) = value else {
+            return Ok(Self::Identity);
+        };
         let v = value.trim();
         if v.is_empty() || v.eq_ignore_ascii_case("identity") {
             Ok(Self::Identity)
@@ -36,7 +38,13 @@ fn safe_token(v: &str) -> String {
     let mut out: String = v
         .chars()
         .take(32)
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.,; ".contains(c) { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.,; ".contains(c) {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     if v.chars().nth(32).is_some() {
         out.push('…');
@@ -53,7 +61,11 @@ const CHUNK_BYTES: usize = 64 * 1024;
 /// ends with [`DecodeError::BodyTooLarge`]. Concatenated gzip members are accepted
 /// (RFC 1952); truncated input, a bad checksum or trailing garbage is
 /// [`DecodeError::BadGzip`].
-pub fn decompress(body: &[u8], encoding: ContentEncoding, max_bytes: usize) -> Result<Cow<'_, [u8]>, DecodeError> {
+pub fn decompress(
+    body: &[u8],
+    encoding: ContentEncoding,
+    max_bytes: usize,
+) -> Result<Cow<'_, [u8]>, DecodeError> {
     if body.len() > max_bytes {
         return Err(DecodeError::BodyTooLarge { limit: max_bytes });
     }
@@ -126,11 +138,26 @@ mod tests {
 
     #[test]
     fn content_encoding_header_values() {
-        assert_eq!(ContentEncoding::from_header(None), Ok(ContentEncoding::Identity));
-        assert_eq!(ContentEncoding::from_header(Some("")), Ok(ContentEncoding::Identity));
-        assert_eq!(ContentEncoding::from_header(Some("identity")), Ok(ContentEncoding::Identity));
-        assert_eq!(ContentEncoding::from_header(Some(" GZip ")), Ok(ContentEncoding::Gzip));
-        assert_eq!(ContentEncoding::from_header(Some("x-gzip")), Ok(ContentEncoding::Gzip));
+        assert_eq!(
+            ContentEncoding::from_header(None),
+            Ok(ContentEncoding::Identity)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some("")),
+            Ok(ContentEncoding::Identity)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some("identity")),
+            Ok(ContentEncoding::Identity)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some(" GZip ")),
+            Ok(ContentEncoding::Gzip)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some("x-gzip")),
+            Ok(ContentEncoding::Gzip)
+        );
         for bad in ["br", "deflate", "gzip, br", "zstd"] {
             let err = ContentEncoding::from_header(Some(bad)).unwrap_err();
             assert_eq!(err.code(), "unsupported_encoding", "{bad}");
@@ -140,7 +167,9 @@ mod tests {
     #[test]
     fn unsupported_encoding_message_is_short_and_printable() {
         let long = format!("evil\n{}", "x".repeat(1000));
-        let DecodeError::UnsupportedEncoding(shown) = ContentEncoding::from_header(Some(&long)).unwrap_err() else {
+        let DecodeError::UnsupportedEncoding(shown) =
+            ContentEncoding::from_header(Some(&long)).unwrap_err()
+        else {
             panic!("wrong variant");
         };
         assert!(shown.chars().count() <= 33, "{shown}");
@@ -159,7 +188,10 @@ mod tests {
     fn gzip_concatenated_members_are_one_body() {
         let mut body = gzip(b"[1,");
         body.extend(gzip(b"2]"));
-        assert_eq!(&*decompress(&body, ContentEncoding::Gzip, 100).unwrap(), b"[1,2]");
+        assert_eq!(
+            &*decompress(&body, ContentEncoding::Gzip, 100).unwrap(),
+            b"[1,2]"
+        );
     }
 
     #[test]
@@ -192,7 +224,12 @@ mod tests {
         let body = gzip(&[7u8; 100]);
         let err = decompress(&body, ContentEncoding::Gzip, body.len() - 1).unwrap_err();
         assert_eq!(err.code(), "body_too_large");
-        assert_eq!(decompress(b"12345", ContentEncoding::Identity, 4).unwrap_err().code(), "body_too_large");
+        assert_eq!(
+            decompress(b"12345", ContentEncoding::Identity, 4)
+                .unwrap_err()
+                .code(),
+            "body_too_large"
+        );
     }
 
     #[test]
@@ -209,18 +246,36 @@ mod tests {
         let mut body = gzip(b"[1,2,3]");
         let crc_at = body.len() - 8;
         body[crc_at] ^= 0xff;
-        assert_eq!(decompress(&body, ContentEncoding::Gzip, 100).unwrap_err().code(), "malformed_gzip");
+        assert_eq!(
+            decompress(&body, ContentEncoding::Gzip, 100)
+                .unwrap_err()
+                .code(),
+            "malformed_gzip"
+        );
 
         let mut body = gzip(b"[1,2,3]");
         body.extend_from_slice(b"garbage");
-        assert_eq!(decompress(&body, ContentEncoding::Gzip, 100).unwrap_err().code(), "malformed_gzip");
+        assert_eq!(
+            decompress(&body, ContentEncoding::Gzip, 100)
+                .unwrap_err()
+                .code(),
+            "malformed_gzip"
+        );
 
-        assert_eq!(decompress(b"not gzip at all", ContentEncoding::Gzip, 100).unwrap_err().code(), "malformed_gzip");
+        assert_eq!(
+            decompress(b"not gzip at all", ContentEncoding::Gzip, 100)
+                .unwrap_err()
+                .code(),
+            "malformed_gzip"
+        );
     }
 
     #[test]
     fn identity_borrows_the_body() {
         let body = b"[]";
-        assert!(matches!(decompress(body, ContentEncoding::Identity, 10), Ok(Cow::Borrowed(_))));
+        assert!(matches!(
+            decompress(body, ContentEncoding::Identity, 10),
+            Ok(Cow::Borrowed(_))
+        ));
     }
 }

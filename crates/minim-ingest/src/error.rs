@@ -99,11 +99,18 @@ pub(crate) struct Violation {
 
 impl Violation {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn at(self, index: usize) -> Rejection {
-        Rejection { index, code: self.code, message: self.message }
+        Rejection {
+            index,
+            code: self.code,
+            message: self.message,
+        }
     }
 }
 
@@ -124,10 +131,22 @@ mod tests {
 
     #[test]
     fn decode_error_codes_are_stable() {
-        assert_eq!(DecodeError::BodyTooLarge { limit: 1 }.code(), "body_too_large");
-        assert_eq!(DecodeError::TooManyEvents { limit: 1 }.code(), "too_many_events");
-        assert_eq!(DecodeError::Malformed(String::new()).code(), "malformed_json");
-        assert_eq!(DecodeError::UnsupportedEncoding(String::new()).code(), "unsupported_encoding");
+        assert_eq!(
+            DecodeError::BodyTooLarge { limit: 1 }.code(),
+            "body_too_large"
+        );
+        assert_eq!(
+            DecodeError::TooManyEvents { limit: 1 }.code(),
+            "too_many_events"
+        );
+        assert_eq!(
+            DecodeError::Malformed(String::new()).code(),
+            "malformed_json"
+        );
+        assert_eq!(
+            DecodeError::UnsupportedEncoding(String::new()).code(),
+            "unsupported_encoding"
+        );
         assert_eq!(DecodeError::BadGzip(String::new()).code(), "malformed_gzip");
     }
 
@@ -136,7 +155,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for code in codes::REJECTION_CODES {
             assert!(seen.insert(code), "duplicate code {code}");
-            assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{code}");
+            assert!(
+                code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{code}"
+            );
         }
     }
 

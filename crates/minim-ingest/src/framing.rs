@@ -30,7 +30,9 @@ impl BodyFormat {
     /// `application/x-jsonl`, `application/jsonlines`, `application/x-jsonlines`) are
     /// NDJSON; everything else, including a missing header, is a JSON body.
     pub fn from_content_type(value: Option<&str>) -> Self {
-        let Some(value) = value else { return Self::JsonArray };
+        let Some(value) = value else {
+            return Self::JsonArray;
+        };
         let essence = value.split(';').next().unwrap_or("").trim();
         const NDJSON: [&str; 6] = [
             "application/x-ndjson",
@@ -40,7 +42,11 @@ impl BodyFormat {
             "application/jsonlines",
             "application/x-jsonlines",
         ];
-        if NDJSON.iter().any(|t| essence.eq_ignore_ascii_case(t)) { Self::Ndjson } else { Self::JsonArray }
+        if NDJSON.iter().any(|t| essence.eq_ignore_ascii_case(t)) {
+            Self::Ndjson
+        } else {
+            Self::JsonArray
+        }
     }
 }
 
@@ -56,9 +62,14 @@ fn is_json_ws(b: u8) -> bool {
 /// A JSON array of events or a single event object. Any syntax error fails the whole
 /// body; elements that are valid JSON but not objects are left for the event decoder.
 pub(crate) fn split_json(body: &[u8], max_events: usize) -> Result<Vec<Element<'_>>, DecodeError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| DecodeError::Malformed(format!("body is not valid UTF-8 (at byte {})", e.valid_up_to())))?;
-    let malformed = |e: serde_json::Error| DecodeError::Malformed(json_error_message(&e, NOT_AN_ARRAY));
+    let text = std::str::from_utf8(body).map_err(|e| {
+        DecodeError::Malformed(format!(
+            "body is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let malformed =
+        |e: serde_json::Error| DecodeError::Malformed(json_error_message(&e, NOT_AN_ARRAY));
     match text.bytes().find(|&b| !is_json_ws(b)) {
         None => Err(DecodeError::Malformed("body is empty".to_owned())),
         Some(b'{') => {
@@ -68,9 +79,12 @@ pub(crate) fn split_json(body: &[u8], max_events: usize) -> Result<Vec<Element<'
         Some(_) => {
             let mut too_many = false;
             let mut de = serde_json::Deserializer::from_str(text);
-            let raws = RawElements { max: max_events, too_many: &mut too_many }
-                .deserialize(&mut de)
-                .and_then(|raws| de.end().map(|()| raws));
+            let raws = RawElements {
+                max: max_events,
+                too_many: &mut too_many,
+            }
+            .deserialize(&mut de)
+            .and_then(|raws| de.end().map(|()| raws));
             match raws {
                 Ok(raws) => Ok(raws.into_iter().map(|r| Ok(r.get())).collect()),
                 Err(_) if too_many => Err(DecodeError::TooManyEvents { limit: max_events }),
@@ -117,10 +131,15 @@ impl<'de> Visitor<'de> for RawElements<'_> {
 /// NDJSON: every non-blank line is one element; a line that is not valid JSON is a
 /// per-element `malformed_json` violation, never a whole-body error (the caller decides
 /// when *no* line parses).
-pub(crate) fn split_ndjson(body: &[u8], max_events: usize) -> Result<Vec<Element<'_>>, DecodeError> {
+pub(crate) fn split_ndjson(
+    body: &[u8],
+    max_events: usize,
+) -> Result<Vec<Element<'_>>, DecodeError> {
     let mut lines = Vec::new();
     for line in body.split(|&b| b == b'\n') {
-        let Some(first) = line.iter().position(|&b| !is_json_ws(b)) else { continue };
+        let Some(first) = line.iter().position(|&b| !is_json_ws(b)) else {
+            continue;
+        };
         let last = line.iter().rposition(|&b| !is_json_ws(b)).unwrap_or(first);
         if lines.len() == max_events {
             return Err(DecodeError::TooManyEvents { limit: max_events });
@@ -132,12 +151,18 @@ pub(crate) fn split_ndjson(body: &[u8], max_events: usize) -> Result<Vec<Element
 
 fn parse_line(line: &[u8]) -> Element<'_> {
     let text = std::str::from_utf8(line).map_err(|e| {
-        Violation::new(codes::MALFORMED_JSON, format!("line is not valid UTF-8 (at byte {})", e.valid_up_to()))
+        Violation::new(
+            codes::MALFORMED_JSON,
+            format!("line is not valid UTF-8 (at byte {})", e.valid_up_to()),
+        )
     })?;
     match serde_json::from_str::<&RawValue>(text) {
         Ok(raw) => Ok(raw.get()),
         Err(e) => {
-            let msg = format!("line is not valid JSON: {}", json_error_message(&e, "invalid JSON"));
+            let msg = format!(
+                "line is not valid JSON: {}",
+                json_error_message(&e, "invalid JSON")
+            );
             Err(Violation::new(codes::MALFORMED_JSON, msg))
         }
     }
@@ -154,10 +179,25 @@ mod tests {
     #[test]
     fn content_type_selects_the_format() {
         assert_eq!(BodyFormat::from_content_type(None), BodyFormat::JsonArray);
-        assert_eq!(BodyFormat::from_content_type(Some("application/json")), BodyFormat::JsonArray);
-        assert_eq!(BodyFormat::from_content_type(Some("text/plain")), BodyFormat::JsonArray);
-        for nd in ["application/x-ndjson", "Application/X-NDJSON; charset=utf-8", "application/jsonl", " application/ndjson "] {
-            assert_eq!(BodyFormat::from_content_type(Some(nd)), BodyFormat::Ndjson, "{nd}");
+        assert_eq!(
+            BodyFormat::from_content_type(Some("application/json")),
+            BodyFormat::JsonArray
+        );
+        assert_eq!(
+            BodyFormat::from_content_type(Some("text/plain")),
+            BodyFormat::JsonArray
+        );
+        for nd in [
+            "application/x-ndjson",
+            "Application/X-NDJSON; charset=utf-8",
+            "application/jsonl",
+            " application/ndjson ",
+        ] {
+            assert_eq!(
+                BodyFormat::from_content_type(Some(nd)),
+                BodyFormat::Ndjson,
+                "{nd}"
+            );
         }
     }
 
@@ -173,14 +213,33 @@ mod tests {
         let got = split_json(b"\n {\"event\":\"a\"} \n", 10).unwrap();
         assert_eq!(ok_elements(got), [r#"{"event":"a"}"#]);
         // Two objects are not a JSON body (NDJSON needs its content type).
-        assert!(matches!(split_json(b"{}\n{}", 10), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            split_json(b"{}\n{}", 10),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
     fn json_body_unparseable_is_malformed() {
-        for bad in [&b""[..], b"   ", b"[", b"[1,]", b"[1] x", b"null", b"\"secret\"", b"42", b"[\"\xff\"]", b"{"] {
+        for bad in [
+            &b""[..],
+            b"   ",
+            b"[",
+            b"[1,]",
+            b"[1] x",
+            b"null",
+            b"\"secret\"",
+            b"42",
+            b"[\"\xff\"]",
+            b"{",
+        ] {
             let err = split_json(bad, 10).unwrap_err();
-            assert_eq!(err.code(), "malformed_json", "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                err.code(),
+                "malformed_json",
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
             assert!(!err.to_string().contains("secret"), "{err}");
         }
     }
@@ -197,11 +256,20 @@ mod tests {
     #[test]
     fn too_many_events_in_an_array_or_ndjson() {
         assert_eq!(split_json(b"[1,2,3]", 3).unwrap().len(), 3);
-        assert_eq!(split_json(b"[1,2,3,4]", 3).unwrap_err(), DecodeError::TooManyEvents { limit: 3 });
+        assert_eq!(
+            split_json(b"[1,2,3,4]", 3).unwrap_err(),
+            DecodeError::TooManyEvents { limit: 3 }
+        );
         // Counted before the rest of the body is read.
-        assert_eq!(split_json(b"[1,2,3,4, oops", 3).unwrap_err().code(), "too_many_events");
+        assert_eq!(
+            split_json(b"[1,2,3,4, oops", 3).unwrap_err().code(),
+            "too_many_events"
+        );
         assert_eq!(split_ndjson(b"1\n2\n\n3\n", 3).unwrap().len(), 3);
-        assert_eq!(split_ndjson(b"1\n2\n3\n4", 3).unwrap_err(), DecodeError::TooManyEvents { limit: 3 });
+        assert_eq!(
+            split_ndjson(b"1\n2\n3\n4", 3).unwrap_err(),
+            DecodeError::TooManyEvents { limit: 3 }
+        );
     }
 
     #[test]

@@ -73,7 +73,9 @@ impl IngestLimits {
             }
         }
         if self.max_nesting_depth > MAX_NESTING_DEPTH_CEILING {
-            return Err(format!("ingest.max_nesting_depth must be <= {MAX_NESTING_DEPTH_CEILING}"));
+            return Err(format!(
+                "ingest.max_nesting_depth must be <= {MAX_NESTING_DEPTH_CEILING}"
+            ));
         }
         if self.max_future_ms < 0 {
             return Err("ingest.max_future_ms must be >= 0".to_owned());
@@ -102,11 +104,23 @@ mod tests {
 
     #[test]
     fn validate_names_the_offending_field() {
-        let l = IngestLimits { max_body_bytes: 0, ..IngestLimits::default() };
-        assert_eq!(l.validate(), Err("ingest.max_body_bytes must be > 0".to_owned()));
-        let l = IngestLimits { max_nesting_depth: 1000, ..IngestLimits::default() };
+        let l = IngestLimits {
+            max_body_bytes: 0,
+            ..IngestLimits::default()
+        };
+        assert_eq!(
+            l.validate(),
+            Err("ingest.max_body_bytes must be > 0".to_owned())
+        );
+        let l = IngestLimits {
+            max_nesting_depth: 1000,
+            ..IngestLimits::default()
+        };
         assert!(l.validate().unwrap_err().contains("max_nesting_depth"));
-        let l = IngestLimits { max_past_ms: -1, ..IngestLimits::default() };
+        let l = IngestLimits {
+            max_past_ms: -1,
+            ..IngestLimits::default()
+        };
         assert!(l.validate().unwrap_err().contains("max_past_ms"));
     }
 

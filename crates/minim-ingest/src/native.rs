@@ -9,7 +9,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use crate::error::{Violation, codes, json_error_message};
 use crate::properties::{Ctx, PropertiesSeed};
-use crate::{BodyFormat, ContentEncoding, DecodeError, IngestLimits, Rejection, framing, timestamp};
+use crate::{
+    BodyFormat, ContentEncoding, DecodeError, IngestLimits, Rejection, framing, timestamp,
+};
 
 /// The outcome of a request that was decodable as a whole.
 ///
@@ -37,14 +39,19 @@ pub fn decode_native(
 ) -> Result<Decoded, DecodeError> {
     let body = crate::decompress(body, encoding, limits.max_body_bytes)?;
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&body);
+    let mut ctx = EventCtx::new(limits);
     let elements = match format {
         BodyFormat::JsonArray => framing::split_json(body, limits.max_events_per_request)?,
         BodyFormat::Ndjson => framing::split_ndjson(body, limits.max_events_per_request)?,
     };
     let total = elements.len();
-    let mut out = Decoded { events: Vec::with_capacity(total), indices: Vec::with_capacity(total), rejected: Vec::new() };
+    let mut out = Decoded {
+        events: Vec::with_capacity(total),
+        indices: Vec::with_capacity(total),
+        rejected: Vec::new(),
+    };
     for (index, element) in elements.into_iter().enumerate() {
-        match element.and_then(|raw| decode_event(raw, limits, now_ms)) {
+        match element.and_then(|raw| decode_event(raw, &mut ctx, now_ms)) {
             Ok(event) => {
                 out.events.push(event);
                 out.indices.push(index);
@@ -52,64 +59,128 @@ pub fn decode_native(
             Err(v) => out.rejected.push(v.at(index)),
         }
     }
-    if format == BodyFormat::Ndjson && total > 0 && out.rejected.iter().all(|r| r.code == codes::MALFORMED_JSON) {
-        if let Some(first) = out.rejected.first().filter(|_| out.events.is_empty()) {
-            return Err(DecodeError::Malformed(format!("no line is valid JSON; line 0: {}", first.message)));
-        }
+    // NDJSON where not a single line is JSON is a wrong body, not a batch of bad events.
+    if format == BodyFormat::Ndjson
+        && out.events.is_empty()
+        && let Some(first) = out.rejected.first()
+        && out.rejected.iter().all(|r| r.code == codes::MALFORMED_JSON)
+    {
+        return Err(DecodeError::Malformed(format!(
+            "no line is valid JSON (first non-blank line: {})",
+            first.message
+        )));
     }
     Ok(out)
 }
 
-/// One event from its raw (syntactically valid) JSON text.
-pub(crate) fn decode_event(raw: &str, limits: &IngestLimits, now_ms: i64) -> Result<Event, Violation> {
-    if !raw.starts_with('{') {
-        return Err(Violation::new(codes::INVALID_EVENT, "event must be a JSON object"));
+/// State carried from one event of a request to the next: limits and scratch buffers.
+pub(crate) struct EventCtx<'l> {
+    props: Ctx<'l>,
+    properties: String,
+}
+
+impl<'l> EventCtx<'l> {
+    pub fn new(limits: &'l IngestLimits) -> Self {
+        Self {
+            props: Ctx::new(limits),
+            properties: String::new(),
+        }
     }
-    let mut ctx = Ctx { limits, violation: None };
-    // The properties text is at most as long as the event text: no reallocation.
-    let mut properties = String::with_capacity(raw.len());
+}
+
+/// One event from its raw (syntactically valid) JSON text; `ctx` carries the limits and
+/// scratch space from one event to the next.
+pub(crate) fn decode_event(
+    raw: &str,
+    ctx: &mut EventCtx<'_>,
+    now_ms: i64,
+) -> Result<Event, Violation> {
+    if !raw.starts_with('{') {
+        return Err(Violation::new(
+            codes::INVALID_EVENT,
+            "event must be a JSON object",
+        ));
+    }
+    ctx.props.reset();
+    let limits = ctx.props.limits;
+    // Written to a buffer reused across events, then copied out at its exact size.
+    let properties = &mut ctx.properties;
+    properties.clear();
     let mut de = serde_json::Deserializer::from_str(raw);
-    let fields = match (EventSeed { ctx: &mut ctx, properties: &mut properties }).deserialize(&mut de) {
+    let fields = match (EventSeed {
+        ctx: &mut ctx.props,
+        properties,
+    })
+    .deserialize(&mut de)
+    {
         Ok(fields) => fields,
         Err(e) => {
-            return Err(ctx.violation.take().unwrap_or_else(|| {
-                let msg = format!("invalid JSON: {}", json_error_message(&e, "unexpected value"));
+            return Err(ctx.props.violation.take().unwrap_or_else(|| {
+                let msg = format!(
+                    "invalid JSON: {}",
+                    json_error_message(&e, "unexpected value")
+                );
                 Violation::new(codes::MALFORMED_JSON, msg)
             }));
         }
     };
-    properties.shrink_to_fit();
 
     let event = match fields.event {
-        Some(Scalar::Str(s)) if s.is_empty() => return Err(Violation::new(codes::MISSING_EVENT, "event must not be empty")),
+        Some(Scalar::Str(s)) if s.is_empty() => {
+            return Err(Violation::new(
+                codes::MISSING_EVENT,
+                "event must not be empty",
+            ));
+        }
         Some(Scalar::Str(s)) => s,
-        None | Some(Scalar::Null) => return Err(Violation::new(codes::MISSING_EVENT, "event is required")),
+        None | Some(Scalar::Null) => {
+            return Err(Violation::new(codes::MISSING_EVENT, "event is required"));
+        }
         Some(other) => {
             let msg = format!("event must be a string, not {}", other.kind());
             return Err(Violation::new(codes::MISSING_EVENT, msg));
         }
     };
     if event.len() > limits.max_event_name_bytes {
-        let msg = format!("event name is {} bytes; the limit is {}", event.len(), limits.max_event_name_bytes);
+        let msg = format!(
+            "event name is {} bytes; the limit is {}",
+            event.len(),
+            limits.max_event_name_bytes
+        );
         return Err(Violation::new(codes::EVENT_NAME_TOO_LONG, msg));
     }
 
     let distinct_id = match fields.distinct_id {
         Some(Scalar::Str(s)) if s.is_empty() => {
-            return Err(Violation::new(codes::MISSING_DISTINCT_ID, "distinct_id must not be empty"));
+            return Err(Violation::new(
+                codes::MISSING_DISTINCT_ID,
+                "distinct_id must not be empty",
+            ));
         }
         Some(Scalar::Str(s)) => s,
         Some(Scalar::U64(n)) => Cow::Owned(n.to_string()),
         Some(Scalar::I64(n)) => Cow::Owned(n.to_string()),
         Some(Scalar::F64(f)) => Cow::Owned(float_id(f)),
-        None | Some(Scalar::Null) => return Err(Violation::new(codes::MISSING_DISTINCT_ID, "distinct_id is required")),
+        None | Some(Scalar::Null) => {
+            return Err(Violation::new(
+                codes::MISSING_DISTINCT_ID,
+                "distinct_id is required",
+            ));
+        }
         Some(other) => {
-            let msg = format!("distinct_id must be a string or a number, not {}", other.kind());
+            let msg = format!(
+                "distinct_id must be a string or a number, not {}",
+                other.kind()
+            );
             return Err(Violation::new(codes::MISSING_DISTINCT_ID, msg));
         }
     };
     if distinct_id.len() > limits.max_distinct_id_bytes {
-        let msg = format!("distinct_id is {} bytes; the limit is {}", distinct_id.len(), limits.max_distinct_id_bytes);
+        let msg = format!(
+            "distinct_id is {} bytes; the limit is {}",
+            distinct_id.len(),
+            limits.max_distinct_id_bytes
+        );
         return Err(Violation::new(codes::DISTINCT_ID_TOO_LONG, msg));
     }
 
@@ -123,11 +194,17 @@ pub(crate) fn decode_event(raw: &str, limits: &IngestLimits, now_ms: i64) -> Res
     }
     .map_err(|msg| Violation::new(codes::INVALID_TIMESTAMP, msg))?;
     if timestamp_ms > now_ms.saturating_add(limits.max_future_ms) {
-        let msg = format!("timestamp is more than {} ms in the future", limits.max_future_ms);
+        let msg = format!(
+            "timestamp is more than {} ms in the future",
+            limits.max_future_ms
+        );
         return Err(Violation::new(codes::TIMESTAMP_OUT_OF_RANGE, msg));
     }
     if timestamp_ms < now_ms.saturating_sub(limits.max_past_ms) {
-        let msg = format!("timestamp is more than {} ms in the past", limits.max_past_ms);
+        let msg = format!(
+            "timestamp is more than {} ms in the past",
+            limits.max_past_ms
+        );
         return Err(Violation::new(codes::TIMESTAMP_OUT_OF_RANGE, msg));
     }
 
@@ -135,7 +212,11 @@ pub(crate) fn decode_event(raw: &str, limits: &IngestLimits, now_ms: i64) -> Res
         None | Some(Scalar::Null) => None,
         Some(Scalar::Str(s)) if s.is_empty() => None,
         Some(Scalar::Str(s)) if s.len() > limits.max_insert_id_bytes => {
-            let msg = format!("insert_id is {} bytes; the limit is {}", s.len(), limits.max_insert_id_bytes);
+            let msg = format!(
+                "insert_id is {} bytes; the limit is {}",
+                s.len(),
+                limits.max_insert_id_bytes
+            );
             return Err(Violation::new(codes::INVALID_INSERT_ID, msg));
         }
         Some(Scalar::Str(s)) => Some(s.into_owned()),
@@ -150,7 +231,7 @@ pub(crate) fn decode_event(raw: &str, limits: &IngestLimits, now_ms: i64) -> Res
         event: event.into_owned(),
         distinct_id: distinct_id.into_owned(),
         insert_id,
-        properties,
+        properties: ctx.properties.as_str().to_owned(),
         received_at_ms: now_ms,
     })
 }
@@ -340,7 +421,10 @@ impl<'de> Visitor<'de> for EventSeed<'_, '_> {
                         return Err(duplicate(self.ctx, &field));
                     }
                     seen_properties = true;
-                    map.next_value_seed(PropertiesSeed { ctx: &mut *self.ctx, out: &mut *self.properties })?;
+                    map.next_value_seed(PropertiesSeed {
+                        ctx: &mut *self.ctx,
+                        out: &mut *self.properties,
+                    })?;
                     continue;
                 }
                 Field::Other => {
@@ -361,7 +445,10 @@ impl<'de> Visitor<'de> for EventSeed<'_, '_> {
 }
 
 fn duplicate<E: de::Error>(ctx: &mut Ctx<'_>, field: &Field) -> E {
-    ctx.fail(codes::INVALID_EVENT, format!("duplicate field `{}`", field.name()))
+    ctx.fail(
+        codes::INVALID_EVENT,
+        format!("duplicate field `{}`", field.name()),
+    )
 }
 
 #[cfg(test)]
@@ -370,6 +457,10 @@ mod tests {
 
     /// 2026-01-05T10:00:00Z
     pub(crate) const NOW: i64 = 1_767_607_200_000;
+
+    fn decode_event(raw: &str, limits: &IngestLimits, now_ms: i64) -> Result<Event, Violation> {
+        super::decode_event(raw, &mut EventCtx::new(limits), now_ms)
+    }
 
     fn one(json: &str) -> Result<Event, Violation> {
         decode_event(json, &IngestLimits::default(), NOW)
@@ -408,20 +499,29 @@ mod tests {
         assert_eq!(e.properties, "{}");
         assert_eq!(e.insert_id, None);
         let e = one(r#"{"event":"a","distinct_id":"u","timestamp":null,"insert_id":null,"properties":null}"#).unwrap();
-        assert_eq!((e.timestamp_ms, e.insert_id, e.properties.as_str()), (NOW, None, "{}"));
+        assert_eq!(
+            (e.timestamp_ms, e.insert_id, e.properties.as_str()),
+            (NOW, None, "{}")
+        );
     }
 
     #[test]
     fn unknown_top_level_fields_are_ignored_even_deeply_nested() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        let e = one(&format!(r#"{{"event":"a","distinct_id":"u","lib":{deep},"$x":{{"y":1}}}}"#)).unwrap();
+        let e = one(&format!(
+            r#"{{"event":"a","distinct_id":"u","lib":{deep},"$x":{{"y":1}}}}"#
+        ))
+        .unwrap();
         assert_eq!(e.properties, "{}");
     }
 
     #[test]
     fn escaped_strings_are_unescaped() {
         let e = one(r#"{"ev\u0065nt":"sign\"up\u00e9","distinct_id":"a\\b"}"#).unwrap();
-        assert_eq!((e.event.as_str(), e.distinct_id.as_str()), ("sign\"upé", "a\\b"));
+        assert_eq!(
+            (e.event.as_str(), e.distinct_id.as_str()),
+            ("sign\"upé", "a\\b")
+        );
     }
 
     #[test]
@@ -429,8 +529,14 @@ mod tests {
         for bad in ["[]", "1", "\"e\"", "null", "true"] {
             assert_eq!(code(bad), "invalid_event", "{bad}");
         }
-        assert_eq!(code(r#"{"event":"a","event":"b","distinct_id":"u"}"#), "invalid_event");
-        assert_eq!(code(r#"{"event":"a","distinct_id":"u","properties":{},"properties":{}}"#), "invalid_event");
+        assert_eq!(
+            code(r#"{"event":"a","event":"b","distinct_id":"u"}"#),
+            "invalid_event"
+        );
+        assert_eq!(
+            code(r#"{"event":"a","distinct_id":"u","properties":{},"properties":{}}"#),
+            "invalid_event"
+        );
     }
 
     #[test]
@@ -449,11 +555,20 @@ mod tests {
 
     #[test]
     fn event_name_too_long() {
-        let l = IngestLimits { max_event_name_bytes: 3, ..IngestLimits::default() };
+        let l = IngestLimits {
+            max_event_name_bytes: 3,
+            ..IngestLimits::default()
+        };
         assert!(decode_event(r#"{"event":"abc","distinct_id":"u"}"#, &l, NOW).is_ok());
-        assert_eq!(code_with(r#"{"event":"abcd","distinct_id":"u"}"#, &l), "event_name_too_long");
+        assert_eq!(
+            code_with(r#"{"event":"abcd","distinct_id":"u"}"#, &l),
+            "event_name_too_long"
+        );
         // Bytes, not characters.
-        assert_eq!(code_with(r#"{"event":"éé","distinct_id":"u"}"#, &l), "event_name_too_long");
+        assert_eq!(
+            code_with(r#"{"event":"éé","distinct_id":"u"}"#, &l),
+            "event_name_too_long"
+        );
     }
 
     #[test]
@@ -472,7 +587,11 @@ mod tests {
 
     #[test]
     fn numeric_distinct_id_becomes_its_decimal_string() {
-        let id = |v: &str| one(&format!(r#"{{"event":"a","distinct_id":{v}}}"#)).unwrap().distinct_id;
+        let id = |v: &str| {
+            one(&format!(r#"{{"event":"a","distinct_id":{v}}}"#))
+                .unwrap()
+                .distinct_id
+        };
         assert_eq!(id("42"), "42");
         assert_eq!(id("-7"), "-7");
         assert_eq!(id("18446744073709551615"), "18446744073709551615");
@@ -483,16 +602,35 @@ mod tests {
 
     #[test]
     fn distinct_id_too_long() {
-        let l = IngestLimits { max_distinct_id_bytes: 3, ..IngestLimits::default() };
+        let l = IngestLimits {
+            max_distinct_id_bytes: 3,
+            ..IngestLimits::default()
+        };
         assert!(decode_event(r#"{"event":"a","distinct_id":"abc"}"#, &l, NOW).is_ok());
-        assert_eq!(code_with(r#"{"event":"a","distinct_id":"abcd"}"#, &l), "distinct_id_too_long");
-        assert_eq!(code_with(r#"{"event":"a","distinct_id":1234}"#, &l), "distinct_id_too_long");
-        assert_eq!(code(r#"{"event":"a","distinct_id":1e300}"#), "distinct_id_too_long");
+        assert_eq!(
+            code_with(r#"{"event":"a","distinct_id":"abcd"}"#, &l),
+            "distinct_id_too_long"
+        );
+        assert_eq!(
+            code_with(r#"{"event":"a","distinct_id":1234}"#, &l),
+            "distinct_id_too_long"
+        );
+        assert_eq!(
+            code(r#"{"event":"a","distinct_id":1e300}"#),
+            "distinct_id_too_long"
+        );
     }
 
     #[test]
     fn invalid_timestamp_forms() {
-        for bad in [r#""yesterday""#, "true", "[1]", "{}", r#""2026-02-30T00:00:00Z""#, "1e300"] {
+        for bad in [
+            r#""yesterday""#,
+            "true",
+            "[1]",
+            "{}",
+            r#""2026-02-30T00:00:00Z""#,
+            "1e300",
+        ] {
             let json = format!(r#"{{"event":"a","distinct_id":"u","timestamp":{bad}}}"#);
             assert_eq!(code(&json), "invalid_timestamp", "{bad}");
         }
@@ -508,7 +646,10 @@ mod tests {
             ("1767607200.25", NOW + 250),
             (r#""1767607200""#, NOW),
         ] {
-            let e = one(&format!(r#"{{"event":"a","distinct_id":"u","timestamp":{v}}}"#)).unwrap();
+            let e = one(&format!(
+                r#"{{"event":"a","distinct_id":"u","timestamp":{v}}}"#
+            ))
+            .unwrap();
             assert_eq!(e.timestamp_ms, want, "{v}");
         }
     }
@@ -518,7 +659,10 @@ mod tests {
         let l = IngestLimits::default();
         let at = |ms: i64| format!(r#"{{"event":"a","distinct_id":"u","timestamp":{ms}}}"#);
         assert!(decode_event(&at(NOW + l.max_future_ms), &l, NOW).is_ok());
-        assert_eq!(code(&at(NOW + l.max_future_ms + 1)), "timestamp_out_of_range");
+        assert_eq!(
+            code(&at(NOW + l.max_future_ms + 1)),
+            "timestamp_out_of_range"
+        );
         assert!(decode_event(&at(NOW - l.max_past_ms), &l, NOW).is_ok());
         assert_eq!(code(&at(NOW - l.max_past_ms - 1)), "timestamp_out_of_range");
         // Saturating arithmetic at the ends of i64.
@@ -529,9 +673,18 @@ mod tests {
 
     #[test]
     fn invalid_insert_id_wrong_type_or_too_long() {
-        let l = IngestLimits { max_insert_id_bytes: 4, ..IngestLimits::default() };
+        let l = IngestLimits {
+            max_insert_id_bytes: 4,
+            ..IngestLimits::default()
+        };
         let with = |v: &str| format!(r#"{{"event":"a","distinct_id":"u","insert_id":{v}}}"#);
-        assert_eq!(decode_event(&with(r#""abcd""#), &l, NOW).unwrap().insert_id.as_deref(), Some("abcd"));
+        assert_eq!(
+            decode_event(&with(r#""abcd""#), &l, NOW)
+                .unwrap()
+                .insert_id
+                .as_deref(),
+            Some("abcd")
+        );
         assert_eq!(code_with(&with(r#""abcde""#), &l), "invalid_insert_id");
         assert_eq!(code_with(&with("12"), &l), "invalid_insert_id");
         assert_eq!(code_with(&with("{}"), &l), "invalid_insert_id");
@@ -550,22 +703,44 @@ mod tests {
         assert_eq!(code(&with("[]")), "invalid_properties");
         assert_eq!(code(&with("\"x\"")), "invalid_properties");
         assert_eq!(code(&with(r#"{"":1}"#)), "invalid_property_key");
-        assert_eq!(code(&with(&format!(r#"{{"{}":1}}"#, "k".repeat(257)))), "property_key_too_long");
-        assert_eq!(code(&with(&format!(r#"{{"k":"{}"}}"#, "v".repeat(16 * 1024 + 1)))), "property_value_too_long");
+        assert_eq!(
+            code(&with(&format!(r#"{{"{}":1}}"#, "k".repeat(257)))),
+            "property_key_too_long"
+        );
+        assert_eq!(
+            code(&with(&format!(
+                r#"{{"k":"{}"}}"#,
+                "v".repeat(16 * 1024 + 1)
+            ))),
+            "property_value_too_long"
+        );
         assert_eq!(code(&with(r#"{"a":[[[[[1]]]]]}"#)), "properties_too_deep");
         let many: Vec<String> = (0..1001).map(|i| format!("\"k{i}\":1")).collect();
-        assert_eq!(code(&with(&format!("{{{}}}", many.join(",")))), "too_many_properties");
+        assert_eq!(
+            code(&with(&format!("{{{}}}", many.join(",")))),
+            "too_many_properties"
+        );
     }
 
     #[test]
     fn lone_surrogate_escape_is_malformed_json_for_that_event() {
-        assert_eq!(code(r#"{"event":"\ud800","distinct_id":"u"}"#), "malformed_json");
-        assert_eq!(code(r#"{"event":"a","distinct_id":"u","properties":{"k":"\udc00"}}"#), "malformed_json");
+        assert_eq!(
+            code(r#"{"event":"\ud800","distinct_id":"u"}"#),
+            "malformed_json"
+        );
+        assert_eq!(
+            code(r#"{"event":"a","distinct_id":"u","properties":{"k":"\udc00"}}"#),
+            "malformed_json"
+        );
     }
 
     #[test]
     fn rejection_messages_do_not_echo_values() {
-        let l = IngestLimits { max_event_name_bytes: 3, max_distinct_id_bytes: 3, ..IngestLimits::default() };
+        let l = IngestLimits {
+            max_event_name_bytes: 3,
+            max_distinct_id_bytes: 3,
+            ..IngestLimits::default()
+        };
         for json in [
             r#"{"event":"secret-name","distinct_id":"u"}"#,
             r#"{"event":"a","distinct_id":"secret-id"}"#,

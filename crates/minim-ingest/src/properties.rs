@@ -19,13 +19,31 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use crate::IngestLimits;
 use crate::error::{Violation, codes};
 
-/// Limits in force plus the first violation found.
+/// Limits in force, the first violation found, and scratch space reused across the
+/// objects and events of one request.
 pub(crate) struct Ctx<'l> {
     pub limits: &'l IngestLimits,
     pub violation: Option<Violation>,
+    /// The keys of the objects being written, innermost object last: duplicate
+    /// detection without allocating per object.
+    keys: Vec<KeySpan>,
 }
 
-impl Ctx<'_> {
+impl<'l> Ctx<'l> {
+    pub fn new(limits: &'l IngestLimits) -> Self {
+        Self {
+            limits,
+            violation: None,
+            keys: Vec::new(),
+        }
+    }
+
+    /// Ready for the next event (the scratch keeps its capacity).
+    pub fn reset(&mut self) {
+        self.violation = None;
+        self.keys.clear();
+    }
+
     /// Records a violation and returns the error that aborts the parse.
     pub fn fail<E: de::Error>(&mut self, code: &'static str, message: String) -> E {
         if self.violation.is_none() {
@@ -52,7 +70,10 @@ impl<'de> DeserializeSeed<'de> for PropertiesSeed<'_, '_> {
 
 impl PropertiesSeed<'_, '_> {
     fn not_object<E: de::Error>(self, kind: &str) -> E {
-        self.ctx.fail(codes::INVALID_PROPERTIES, format!("properties must be a JSON object, not {kind}"))
+        self.ctx.fail(
+            codes::INVALID_PROPERTIES,
+            format!("properties must be a JSON object, not {kind}"),
+        )
     }
 }
 
@@ -98,37 +119,64 @@ impl<'de> Visitor<'de> for PropertiesSeed<'_, '_> {
 }
 
 /// Writes one object whose keys are being read from `map`; `depth` is its own depth.
-fn write_object<'de, A: MapAccess<'de>>(mut map: A, ctx: &mut Ctx<'_>, out: &mut String, depth: usize) -> Result<(), A::Error> {
+fn write_object<'de, A: MapAccess<'de>>(
+    mut map: A,
+    ctx: &mut Ctx<'_>,
+    out: &mut String,
+    depth: usize,
+) -> Result<(), A::Error> {
     let limits = ctx.limits;
-    let mut keys: Vec<Cow<'de, str>> = Vec::new();
+    let base = ctx.keys.len();
+    let mut count = 0;
     out.push('{');
     while let Some(key) = map.next_key_seed(KeySeed)? {
         if key.is_empty() {
-            return Err(ctx.fail(codes::INVALID_PROPERTY_KEY, "property keys must not be empty".to_owned()));
+            let msg = "property keys must not be empty".to_owned();
+            return Err(ctx.fail(codes::INVALID_PROPERTY_KEY, msg));
         }
         if key.len() > limits.max_key_bytes {
-            let msg = format!("a property key is {} bytes; the limit is {}", key.len(), limits.max_key_bytes);
+            let msg = format!(
+                "a property key is {} bytes; the limit is {}",
+                key.len(),
+                limits.max_key_bytes
+            );
             return Err(ctx.fail(codes::PROPERTY_KEY_TOO_LONG, msg));
         }
-        if depth == 1 && keys.len() == limits.max_properties_per_event {
-            let msg = format!("properties has more than {} keys", limits.max_properties_per_event);
+        if depth == 1 && count == limits.max_properties_per_event {
+            let msg = format!(
+                "properties has more than {} keys",
+                limits.max_properties_per_event
+            );
             return Err(ctx.fail(codes::TOO_MANY_PROPERTIES, msg));
         }
-        if !keys.is_empty() {
+        if count > 0 {
             out.push(',');
         }
-        push_json_str(out, &key);
+        let start = out.len();
+        push_str_literal(out, &key, matches!(key, Cow::Borrowed(_)));
+        ctx.keys.push(KeySpan::new(out, start));
         out.push(':');
-        if let Err(e) = map.next_value_seed(ValueSeed { ctx: &mut *ctx, out: &mut *out, depth }) {
+        if let Err(e) = map.next_value_seed(ValueSeed {
+            ctx: &mut *ctx,
+            out: &mut *out,
+            depth,
+        }) {
             if depth == 1 {
                 name_property(ctx, &key);
             }
             return Err(e);
         }
-        keys.push(key);
+        count += 1;
     }
-    if has_duplicate(&keys) {
-        return Err(ctx.fail(codes::INVALID_PROPERTY_KEY, "duplicate property key".to_owned()));
+    // Nested objects have truncated the scratch back to where they found it, so the
+    // spans from `base` on are exactly this object's keys.
+    let duplicate = has_duplicate(&mut ctx.keys[base..], out.as_bytes());
+    ctx.keys.truncate(base);
+    if duplicate {
+        return Err(ctx.fail(
+            codes::INVALID_PROPERTY_KEY,
+            "duplicate property key".to_owned(),
+        ));
     }
     out.push('}');
     Ok(())
@@ -138,19 +186,66 @@ fn write_object<'de, A: MapAccess<'de>>(mut map: A, ctx: &mut Ctx<'_>, out: &mut
 /// key is short and plain enough to be a safe description (keys are not values, but
 /// they are still client data: nothing long or unusual is echoed).
 fn name_property(ctx: &mut Ctx<'_>, key: &str) {
-    let plain = key.len() <= 64 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"$_-.:/ ".contains(&b));
+    let plain = key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"$_-.:/ ".contains(&b));
     if let Some(v) = ctx.violation.as_mut().filter(|_| plain) {
         let _ = write!(v.message, " (in property `{key}`)");
     }
 }
 
-fn has_duplicate(keys: &[Cow<'_, str>]) -> bool {
-    if keys.len() <= 8 {
-        return keys.iter().enumerate().any(|(i, k)| keys[..i].contains(k));
+/// A key as written to the output (quotes included), with a hash of its text.
+#[derive(Clone, Copy)]
+struct KeySpan {
+    start: usize,
+    end: usize,
+    hash: u64,
+}
+
+impl KeySpan {
+    /// The key written to `out` from `start` to its end.
+    fn new(out: &str, start: usize) -> Self {
+        let bytes = out.as_bytes().get(start..).unwrap_or_default();
+        // FNV-1a: keys are short, so a byte-at-a-time hash is cheap and good enough to
+        // make hash equality a near-certain sign of key equality.
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        Self {
+            start,
+            end: out.len(),
+            hash,
+        }
     }
-    let mut sorted: Vec<&str> = keys.iter().map(|k| &**k).collect();
-    sorted.sort_unstable();
-    sorted.windows(2).any(|w| w[0] == w[1])
+
+    fn text<'o>(&self, out: &'o [u8]) -> &'o [u8] {
+        out.get(self.start..self.end).unwrap_or_default()
+    }
+}
+
+/// Whether two of `keys` (spans of `out`) are equal. Keys are compared in their written,
+/// canonically escaped form, which is one-to-one with their value; hashes are compared
+/// first so the bytes are only read on a (near-certain) match.
+fn has_duplicate(keys: &mut [KeySpan], out: &[u8]) -> bool {
+    let same = |a: &KeySpan, b: &KeySpan| a.hash == b.hash && a.text(out) == b.text(out);
+    if keys.len() <= 32 {
+        return keys
+            .iter()
+            .enumerate()
+            .any(|(i, a)| keys[..i].iter().any(|b| same(a, b)));
+    }
+    keys.sort_unstable_by_key(|k| k.hash);
+    // Equal hashes are adjacent after the sort; compare every pair within a run.
+    let mut run = 0;
+    for i in 1..keys.len() {
+        if keys[i].hash != keys[run].hash {
+            run = i;
+        } else if keys[run..i].iter().any(|b| same(&keys[i], b)) {
+            return true;
+        }
+    }
+    false
 }
 
 /// An object key, borrowed from the input unless it contained escapes.
@@ -192,13 +287,14 @@ struct ValueSeed<'a, 'l> {
 }
 
 impl ValueSeed<'_, '_> {
-    fn string<E: de::Error>(self, v: &str) -> Result<(), E> {
+    /// `verbatim`: the string was borrowed from the input (see [`push_str_literal`]).
+    fn string<E: de::Error>(self, v: &str, verbatim: bool) -> Result<(), E> {
         let max = self.ctx.limits.max_string_value_bytes;
         if v.len() > max {
             let msg = format!("a string value is {} bytes; the limit is {max}", v.len());
             return Err(self.ctx.fail(codes::PROPERTY_VALUE_TOO_LONG, msg));
         }
-        push_json_str(self.out, v);
+        push_str_literal(self.out, v, verbatim);
         Ok(())
     }
 
@@ -207,7 +303,9 @@ impl ValueSeed<'_, '_> {
         let depth = self.depth + 1;
         let max = self.ctx.limits.max_nesting_depth;
         if depth > max {
-            let msg = format!("properties nest deeper than {max} levels (the properties object is level 1)");
+            let msg = format!(
+                "properties nest deeper than {max} levels (the properties object is level 1)"
+            );
             return Err(self.ctx.fail(codes::PROPERTIES_TOO_DEEP, msg));
         }
         Ok(depth)
@@ -261,8 +359,13 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
         Ok(())
     }
 
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.string(v, true)
+    }
+
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.string(v)
+        // Not borrowed: the input had escapes, so the output may need some.
+        self.string(v, false)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
@@ -274,7 +377,11 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
             if !first {
                 self.out.push(',');
             }
-            let element = ValueSeed { ctx: &mut *self.ctx, out: &mut *self.out, depth };
+            let element = ValueSeed {
+                ctx: &mut *self.ctx,
+                out: &mut *self.out,
+                depth,
+            };
             if seq.next_element_seed(element)?.is_none() {
                 self.out.truncate(mark);
                 break;
@@ -288,6 +395,24 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> Result<(), A::Error> {
         let depth = self.enter()?;
         write_object(map, self.ctx, self.out, depth)
+    }
+}
+
+/// Appends a string read from the input as a JSON string literal. A string serde_json
+/// could borrow had no escape sequence in the input, so by the JSON grammar it holds no
+/// `"`, `\\` or control character and is copied verbatim; only unescaped (owned)
+/// strings are scanned.
+fn push_str_literal(out: &mut String, s: &str, verbatim: bool) {
+    if verbatim {
+        debug_assert!(
+            !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'),
+            "{s:?}"
+        );
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        push_json_str(out, s);
     }
 }
 
@@ -329,12 +454,19 @@ mod tests {
     use super::*;
 
     fn canon(json: &str, limits: &IngestLimits) -> Result<String, Violation> {
-        let mut ctx = Ctx { limits, violation: None };
+        let mut ctx = Ctx::new(limits);
         let mut out = String::new();
         let mut de = serde_json::Deserializer::from_str(json);
-        match (PropertiesSeed { ctx: &mut ctx, out: &mut out }).deserialize(&mut de) {
+        match (PropertiesSeed {
+            ctx: &mut ctx,
+            out: &mut out,
+        })
+        .deserialize(&mut de)
+        {
             Ok(()) => Ok(out),
-            Err(e) => Err(ctx.violation.unwrap_or_else(|| panic!("no violation recorded for {e}"))),
+            Err(e) => Err(ctx
+                .violation
+                .unwrap_or_else(|| panic!("no violation recorded for {e}"))),
         }
     }
 
@@ -345,7 +477,11 @@ mod tests {
     #[test]
     fn properties_are_compacted_keeping_key_order() {
         let l = IngestLimits::default();
-        let got = canon(" { \"z\" : 1 ,\n \"a\": [ true, null, -2, 1.5, {\"k\":\"v\"} ], \"m\": {} } ", &l).unwrap();
+        let got = canon(
+            " { \"z\" : 1 ,\n \"a\": [ true, null, -2, 1.5, {\"k\":\"v\"} ], \"m\": {} } ",
+            &l,
+        )
+        .unwrap();
         assert_eq!(got, r#"{"z":1,"a":[true,null,-2,1.5,{"k":"v"}],"m":{}}"#);
         assert_eq!(canon("null", &l).unwrap(), "{}");
         assert_eq!(canon("{}", &l).unwrap(), "{}");
@@ -355,8 +491,15 @@ mod tests {
     #[test]
     fn properties_strings_and_numbers_are_canonical() {
         let l = IngestLimits::default();
-        let got = canon(r#"{"s":"\u0041\/\u00e9\n\u0001\"\\","e":1E2,"big":18446744073709551615,"f":1.0e-7}"#, &l).unwrap();
-        assert_eq!(got, r#"{"s":"A/é\n\u0001\"\\","e":100.0,"big":18446744073709551615,"f":1e-7}"#);
+        let got = canon(
+            r#"{"s":"\u0041\/\u00e9\n\u0001\"\\","e":1E2,"big":18446744073709551615,"f":1.0e-7}"#,
+            &l,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            r#"{"s":"A/é\n\u0001\"\\","e":100.0,"big":18446744073709551615,"f":1e-7}"#
+        );
         // The canonical text reads back to the same value.
         let a: serde_json::Value = serde_json::from_str(&got).unwrap();
         assert_eq!(a["e"], serde_json::json!(100.0));
@@ -364,7 +507,10 @@ mod tests {
 
     #[test]
     fn push_json_str_matches_serde_json() {
-        let all: String = (0u32..0x80).filter_map(char::from_u32).chain(['é', '\u{2028}', '😀']).collect();
+        let all: String = (0u32..0x80)
+            .filter_map(char::from_u32)
+            .chain(['é', '\u{2028}', '😀'])
+            .collect();
         let mut out = String::new();
         push_json_str(&mut out, &all);
         assert_eq!(out, serde_json::to_string(&all).unwrap());
@@ -380,14 +526,20 @@ mod tests {
 
     #[test]
     fn too_many_properties_counts_top_level_keys_only() {
-        let l = IngestLimits { max_properties_per_event: 2, ..IngestLimits::default() };
+        let l = IngestLimits {
+            max_properties_per_event: 2,
+            ..IngestLimits::default()
+        };
         assert!(canon(r#"{"a":1,"b":{"x":1,"y":2,"z":3}}"#, &l).is_ok());
         assert_eq!(code(r#"{"a":1,"b":2,"c":3}"#, &l), "too_many_properties");
     }
 
     #[test]
     fn property_keys_empty_too_long_or_duplicate_are_refused() {
-        let l = IngestLimits { max_key_bytes: 4, ..IngestLimits::default() };
+        let l = IngestLimits {
+            max_key_bytes: 4,
+            ..IngestLimits::default()
+        };
         assert!(canon(r#"{"abcd":1}"#, &l).is_ok());
         assert_eq!(code(r#"{"abcde":1}"#, &l), "property_key_too_long");
         assert_eq!(code(r#"{"a":{"abcde":1}}"#, &l), "property_key_too_long");
@@ -397,34 +549,59 @@ mod tests {
         assert_eq!(code(r#"{"n":{"b":1,"b":1}}"#, &l), "invalid_property_key");
         let many: Vec<String> = (0..20).map(|i| format!("\"k{i}\":{i}")).collect();
         assert!(canon(&format!("{{{}}}", many.join(",")), &l).is_ok());
-        assert_eq!(code(&format!("{{{},\"k7\":0}}", many.join(",")), &l), "invalid_property_key");
+        assert_eq!(
+            code(&format!("{{{},\"k7\":0}}", many.join(",")), &l),
+            "invalid_property_key"
+        );
     }
 
     #[test]
     fn property_value_too_long_applies_at_any_depth_after_unescaping() {
-        let l = IngestLimits { max_string_value_bytes: 3, ..IngestLimits::default() };
+        let l = IngestLimits {
+            max_string_value_bytes: 3,
+            ..IngestLimits::default()
+        };
         assert!(canon(r#"{"a":"abc","b":["xyz"],"c":"\u0041\u0042\u0043"}"#, &l).is_ok());
         assert_eq!(code(r#"{"a":"abcd"}"#, &l), "property_value_too_long");
         assert_eq!(code(r#"{"a":[["abcd"]]}"#, &l), "property_value_too_long");
         let v = canon(r#"{"plan":{"x":"abcd"}}"#, &l).unwrap_err();
-        assert_eq!(v.message, "a string value is 4 bytes; the limit is 3 (in property `plan`)");
+        assert_eq!(
+            v.message,
+            "a string value is 4 bytes; the limit is 3 (in property `plan`)"
+        );
     }
 
     #[test]
     fn violation_messages_never_echo_values_or_odd_keys() {
-        let l = IngestLimits { max_string_value_bytes: 3, ..IngestLimits::default() };
+        let l = IngestLimits {
+            max_string_value_bytes: 3,
+            ..IngestLimits::default()
+        };
         let v = canon(r#"{"secret@example.com":"hunter2"}"#, &l).unwrap_err();
-        assert!(!v.message.contains("hunter2") && !v.message.contains("secret"), "{}", v.message);
+        assert!(
+            !v.message.contains("hunter2") && !v.message.contains("secret"),
+            "{}",
+            v.message
+        );
     }
 
     #[test]
     fn properties_too_deep_counts_the_properties_object_as_level_one() {
-        let l = IngestLimits { max_nesting_depth: 5, ..IngestLimits::default() };
+        let l = IngestLimits {
+            max_nesting_depth: 5,
+            ..IngestLimits::default()
+        };
         assert!(canon(r#"{"a":{"b":{"c":{"d":{"e":1}}}}}"#, &l).is_ok());
         assert!(canon(r#"{"a":[[[[1]]]]}"#, &l).is_ok());
-        assert_eq!(code(r#"{"a":{"b":{"c":{"d":{"e":{}}}}}}"#, &l), "properties_too_deep");
+        assert_eq!(
+            code(r#"{"a":{"b":{"c":{"d":{"e":{}}}}}}"#, &l),
+            "properties_too_deep"
+        );
         assert_eq!(code(r#"{"a":[[[[[]]]]]}"#, &l), "properties_too_deep");
-        let l1 = IngestLimits { max_nesting_depth: 1, ..IngestLimits::default() };
+        let l1 = IngestLimits {
+            max_nesting_depth: 1,
+            ..IngestLimits::default()
+        };
         assert!(canon(r#"{"a":1}"#, &l1).is_ok());
         assert_eq!(code(r#"{"a":[]}"#, &l1), "properties_too_deep");
     }

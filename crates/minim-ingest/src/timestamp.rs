@@ -54,8 +54,14 @@ pub(crate) fn wrong_type() -> &'static str {
 pub(crate) fn parse_timestamp_str(s: &str) -> Result<i64, &'static str> {
     let s = s.trim_matches(|c: char| c.is_ascii_whitespace());
     match numeric_shape(s.as_bytes()) {
-        Some(false) => s.parse::<i128>().map_err(|_| NOT_REPRESENTABLE).and_then(from_epoch_int),
-        Some(true) => s.parse::<f64>().map_err(|_| INVALID_DATE_TIME).and_then(from_epoch_float),
+        Some(false) => s
+            .parse::<i128>()
+            .map_err(|_| NOT_REPRESENTABLE)
+            .and_then(from_epoch_int),
+        Some(true) => s
+            .parse::<f64>()
+            .map_err(|_| INVALID_DATE_TIME)
+            .and_then(from_epoch_float),
         None => parse_iso(s.as_bytes()).ok_or(INVALID_DATE_TIME),
     }
 }
@@ -75,7 +81,11 @@ fn numeric_shape(b: &[u8]) -> Option<bool> {
 }
 
 pub(crate) fn from_epoch_int(v: i128) -> Result<i64, &'static str> {
-    let ms = if v.unsigned_abs() >= EPOCH_MS_THRESHOLD as u128 { v } else { v * 1000 };
+    let ms = if v.unsigned_abs() >= EPOCH_MS_THRESHOLD as u128 {
+        v
+    } else {
+        v * 1000
+    };
     i64::try_from(ms).map_err(|_| NOT_REPRESENTABLE)
 }
 
@@ -83,9 +93,14 @@ pub(crate) fn from_epoch_float(v: f64) -> Result<i64, &'static str> {
     if !v.is_finite() {
         return Err(NOT_REPRESENTABLE);
     }
-    let ms = if v.abs() >= EPOCH_MS_THRESHOLD as f64 { v } else { v * 1000.0 }.round();
+    let ms = if v.abs() >= EPOCH_MS_THRESHOLD as f64 {
+        v
+    } else {
+        v * 1000.0
+    }
+    .round();
     // 2^63 is exactly representable; anything at or beyond it does not fit an i64.
-    if ms >= 9_223_372_036_854_775_808.0 || ms < -9_223_372_036_854_775_808.0 {
+    if !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&ms) {
         return Err(NOT_REPRESENTABLE);
     }
     Ok(ms as i64)
@@ -198,7 +213,7 @@ fn parse_iso(b: &[u8]) -> Option<i64> {
 }
 
 fn is_leap(year: u32) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {
@@ -263,7 +278,10 @@ mod tests {
         assert_eq!(ts(json!("1970-01-01T00:00:00Z")), Ok(0));
         assert_eq!(ts(json!("1969-12-31T23:59:59.999Z")), Ok(-1));
         assert!(ts(json!("2024-02-29T00:00:00Z")).is_ok());
-        assert_eq!(ts(json!("2023-12-31T23:59:60Z")), ts(json!("2023-12-31T23:59:59.999Z")));
+        assert_eq!(
+            ts(json!("2023-12-31T23:59:60Z")),
+            ts(json!("2023-12-31T23:59:59.999Z"))
+        );
         for bad in [
             "2023-02-29T00:00:00Z",
             "2100-02-29T00:00:00Z",
@@ -321,8 +339,14 @@ mod tests {
         assert_eq!(ts(json!(u64::MAX)), Err(NOT_REPRESENTABLE));
         assert_eq!(ts(json!(1e300)), Err(NOT_REPRESENTABLE));
         assert_eq!(ts(json!(-1e19)), Err(NOT_REPRESENTABLE));
-        assert_eq!(ts(json!("99999999999999999999999999999999999999999999")), Err(NOT_REPRESENTABLE));
-        assert_eq!(ts(json!("-170141183460469231731687303715884105728")), Err(NOT_REPRESENTABLE));
+        assert_eq!(
+            ts(json!("99999999999999999999999999999999999999999999")),
+            Err(NOT_REPRESENTABLE)
+        );
+        assert_eq!(
+            ts(json!("-170141183460469231731687303715884105728")),
+            Err(NOT_REPRESENTABLE)
+        );
         assert_eq!(ts(json!(i64::MAX)), Ok(i64::MAX));
         assert_eq!(ts(json!(i64::MIN)), Ok(i64::MIN));
         for v in [json!(null), json!(true), json!([1]), json!({"t": 1})] {

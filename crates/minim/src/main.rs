@@ -1,1 +1,308 @@
-fn main() {}
+//! The `minim` binary: command-line interface, configuration loading and wiring.
+
+mod config;
+mod load;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use minim_core::ProjectId;
+use minim_core::time::Clock;
+use minim_meta::{MetaStore, Role, SqliteMeta};
+
+use crate::config::{Config, LogFormat, Overrides};
+
+#[derive(Parser, Debug)]
+#[command(name = "minim", version, about = "Self-hosted product analytics that keeps less and proves every read.")]
+struct Cli {
+    /// Data directory.
+    #[arg(long, global = true, env = "MINIM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "MINIM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print one JSON object on stdout and nothing else there.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "MINIM_LISTEN")]
+        listen: Option<String>,
+    },
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(ProjectCmd),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Write deterministic synthetic events as NDJSON on stdout.
+    Gen(GenArgs),
+    /// Replay NDJSON events against a server and report throughput and latency.
+    Load(load::LoadArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ProjectCmd {
+    /// Create a project and its public ingest key.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List projects.
+    List,
+    /// Replace a project's ingest key; the old one stops working.
+    RotateKey {
+        #[arg(long)]
+        project: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCmd {
+    /// Create an API token (shown once).
+    Create {
+        #[arg(long)]
+        project: String,
+        /// viewer, analyst, admin or auditor.
+        #[arg(long)]
+        role: String,
+        /// Lifetime: a number with a unit s, m, h or d (at most 365d).
+        #[arg(long, default_value = "30d")]
+        ttl: String,
+    },
+    /// Revoke an API token by its id.
+    Revoke {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct GenArgs {
+    #[arg(long)]
+    events: u64,
+    #[arg(long)]
+    users: Option<u64>,
+    #[arg(long)]
+    days: Option<u32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// First day, YYYY-MM-DD (default 2026-01-01).
+    #[arg(long)]
+    start: Option<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
+    let load_config = |listen: Option<String>| -> anyhow::Result<Config> {
+        let cfg = Config::load(cli.config.as_deref(), Overrides { data_dir: cli.data_dir.clone(), listen })?;
+        init_logging(&cfg);
+        Ok(cfg)
+    };
+    match cli.command {
+        Command::Serve { listen } => serve(load_config(listen)?),
+        Command::Project(cmd) => project(&load_config(None)?, cmd, json),
+        Command::Token(cmd) => token(&load_config(None)?, cmd, json),
+        Command::Gen(args) => gen_events(args),
+        Command::Load(args) => runtime()?.block_on(load::run(args)),
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("MINIM_LOG").unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn open_meta(cfg: &Config) -> anyhow::Result<SqliteMeta> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    SqliteMeta::open(&cfg.meta_path()).with_context(|| format!("opening {}", cfg.meta_path().display()))
+}
+
+fn serve(cfg: Config) -> anyhow::Result<()> {
+    let meta: Arc<dyn MetaStore> = Arc::new(open_meta(&cfg)?);
+    let store = minim_store::Store::open(cfg.store_config()).context("opening the event store")?;
+    let app = minim_server::App::new(cfg.server.clone(), cfg.ingest.clone(), Arc::new(store), meta, Clock::system());
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("binding {}", cfg.listen))?;
+        minim_server::serve(app, listener, shutdown_signal()).await.context("serving")
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+fn now_ms() -> i64 {
+    Clock::system().now_ms()
+}
+
+fn print(json: bool, value: serde_json::Value, human: String) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(out, "{human}")?;
+    }
+    Ok(())
+}
+
+fn project(cfg: &Config, cmd: ProjectCmd, json: bool) -> anyhow::Result<()> {
+    let meta = open_meta(cfg)?;
+    match cmd {
+        ProjectCmd::Create { name } => {
+            let c = meta.create_project(&name, now_ms())?;
+            print(
+                json,
+                serde_json::json!({ "project_id": c.project.id.as_str(), "ingest_key": c.ingest_key }),
+                format!(
+                    "created project {} ({})\ningest key (shown once): {}",
+                    c.project.id, c.project.name, c.ingest_key
+                ),
+            )
+        }
+        ProjectCmd::List => {
+            let ps = meta.list_projects()?;
+            let human = ps.iter().map(|p| format!("{}\t{}", p.id, p.name)).collect::<Vec<_>>().join("\n");
+            let list: Vec<_> =
+                ps.iter().map(|p| serde_json::json!({ "project_id": p.id.as_str(), "name": p.name })).collect();
+            print(json, serde_json::json!({ "projects": list }), human)
+        }
+        ProjectCmd::RotateKey { project } => {
+            let id = ProjectId::new(project)?;
+            let key = meta.rotate_ingest_key(&id, now_ms())?;
+            print(
+                json,
+                serde_json::json!({ "project_id": id.as_str(), "ingest_key": key }),
+                format!("new ingest key for {id} (shown once; the old key no longer works): {key}"),
+            )
+        }
+    }
+}
+
+fn token(cfg: &Config, cmd: TokenCmd, json: bool) -> anyhow::Result<()> {
+    let meta = open_meta(cfg)?;
+    match cmd {
+        TokenCmd::Create { project, role, ttl } => {
+            let id = ProjectId::new(project)?;
+            let role: Role = role.parse()?;
+            let ttl_ms = parse_ttl_ms(&ttl)?;
+            let t = meta.create_token(&id, role, ttl_ms, now_ms())?;
+            let expires = chrono::DateTime::from_timestamp_millis(t.expires_at_ms)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            print(
+                json,
+                serde_json::json!({ "token": t.token, "token_id": t.token_id, "expires_at": expires }),
+                format!("token {} (role {}, expires {expires}; shown once):\n{}", t.token_id, role.as_str(), t.token),
+            )
+        }
+        TokenCmd::Revoke { id } => {
+            let revoked = meta.revoke_token(&id, now_ms())?;
+            if !revoked {
+                bail!("no active token with id {id}");
+            }
+            print(json, serde_json::json!({ "token_id": id, "revoked": true }), format!("revoked {id}"))
+        }
+    }
+}
+
+/// Parses `30d`, `12h`, `90m`, `3600s` into milliseconds (1 s to 365 d).
+fn parse_ttl_ms(s: &str) -> anyhow::Result<i64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().with_context(|| format!("invalid --ttl {s:?}: expected e.g. 30d, 12h, 90m"))?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => bail!("invalid --ttl {s:?}: unit must be s, m, h or d"),
+    };
+    let ms = n.checked_mul(unit_ms).context("--ttl is too large")?;
+    if !(1_000..=365 * 86_400_000).contains(&ms) {
+        bail!("invalid --ttl {s:?}: must be between 1s and 365d");
+    }
+    Ok(ms)
+}
+
+fn gen_events(a: GenArgs) -> anyhow::Result<()> {
+    let mut cfg = minim_gen::GenConfig::new(a.events);
+    if let Some(u) = a.users {
+        cfg.users = u;
+    }
+    if let Some(d) = a.days {
+        cfg.days = d;
+    }
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+    }
+    if let Some(start) = a.start {
+        cfg.start = chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d")
+            .with_context(|| format!("invalid --start {start:?}: expected YYYY-MM-DD"))?;
+    }
+    match minim_gen::write_ndjson(cfg, std::io::stdout().lock()) {
+        Ok(_) => Ok(()),
+        Err(minim_gen::GenError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ttl_ms;
+
+    #[test]
+    fn ttl_units_and_bounds() {
+        assert_eq!(parse_ttl_ms("30d").unwrap(), 30 * 86_400_000);
+        assert_eq!(parse_ttl_ms("90m").unwrap(), 90 * 60_000);
+        for bad in ["", "d", "10", "10w", "0s", "366d", "-1d"] {
+            assert!(parse_ttl_ms(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

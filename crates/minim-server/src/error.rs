@@ -1,0 +1,111 @@
+//! `ApiError` and the one place where errors become HTTP status codes and JSON bodies.
+//!
+//! Bad input is a 4xx with a stable `code`; retryable conditions are 503 with
+//! `Retry-After`; 5xx bodies never carry internals (the log does).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minim_ingest::DecodeError;
+use minim_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing, unknown or revoked credentials; never says which.
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("request body exceeds {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("{code}: {message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{code}: {message}")]
+    PayloadTooLarge { code: &'static str, message: String },
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Too much work in flight; retry.
+    #[error("overloaded: {0}")]
+    Overloaded(&'static str),
+    /// Cannot write durably right now; retry.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; details go to the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Retry-After seconds for retryable errors.
+    pub const RETRY_AFTER_S: u32 = 1;
+
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            ApiError::Unauthorized => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid credentials".into())
+            }
+            ApiError::BodyTooLarge { limit } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("request body exceeds {limit} bytes"))
+            }
+            ApiError::PayloadTooLarge { code, message } => (StatusCode::PAYLOAD_TOO_LARGE, code, message.clone()),
+            ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such route".into()),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route".into())
+            }
+            ApiError::Overloaded(what) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "overloaded", format!("server is overloaded ({what}); retry later"))
+            }
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "server cannot store data durably right now; retry later".into(),
+            ),
+            ApiError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the server log".into())
+            }
+        }
+    }
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::BodyTooLarge { .. } | DecodeError::TooManyEvents { .. } => {
+                ApiError::PayloadTooLarge { code: e.code(), message: e.to_string() }
+            }
+            other => ApiError::BadRequest { code: other.code(), message: other.to_string() },
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Overloaded => ApiError::Overloaded("write queue full"),
+            StoreError::Unavailable(m) => ApiError::Unavailable(m),
+            StoreError::ShuttingDown => ApiError::Unavailable("shutting down".into()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(detail = %detail, "internal error"),
+            ApiError::Unavailable(detail) => tracing::warn!(detail = %detail, "refusing writes"),
+            _ => {}
+        }
+        let body = serde_json::json!({ "error": { "code": code, "message": message } });
+        let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(ApiError::RETRY_AFTER_S));
+        }
+        resp
+    }
+}

@@ -1,0 +1,111 @@
+//! `POST /api/v1/events`: native ingest. Authenticate, bound memory, read the body
+//! within limits, decode (per-event rejections), append durably, answer.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Limited};
+use minim_core::EventBatch;
+use minim_ingest::{BodyFormat, ContentEncoding, Decoded, decode_native, decompress};
+use serde::Serialize;
+use tokio::sync::SemaphorePermit;
+
+use crate::telemetry as t;
+use crate::{App, ApiError, auth};
+
+#[derive(Serialize)]
+struct IngestResponse {
+    accepted: usize,
+    rejected: Vec<RejectedEvent>,
+    /// Accepted events that were already stored (same insert_id); stored once.
+    deduplicated: usize,
+}
+
+#[derive(Serialize)]
+struct RejectedEvent {
+    index: usize,
+    code: &'static str,
+    message: String,
+}
+
+/// Parsing overhead assumed per body byte when reserving ingest memory.
+const PARSE_OVERHEAD: usize = 3;
+
+pub(crate) async fn native(State(app): State<App>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let result = handle(&app, &headers, body).await;
+    let status = match &result {
+        Ok(_) => "200".to_owned(),
+        Err(e) => e.status().as_str().to_owned(),
+    };
+    ::metrics::counter!(t::INGEST_REQUESTS, "status" => status).increment(1);
+    result
+}
+
+async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let project = auth::ingest_project(app, auth::bearer(headers)).await?;
+    let limits = &app.inner.limits;
+    let max = limits.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(ApiError::BodyTooLarge { limit: max });
+    }
+    let encoding = ContentEncoding::from_header(headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()))?;
+    let format = BodyFormat::from_content_type(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()));
+
+    let _body_permit = reserve(app, declared.unwrap_or(max))?;
+    let bytes = Limited::new(body, max)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                ApiError::BodyTooLarge { limit: max }
+            } else {
+                ApiError::BadRequest { code: "body_read_failed", message: "could not read the request body".into() }
+            }
+        })?
+        .to_bytes();
+    ::metrics::counter!(t::INGEST_BYTES).increment(bytes.len() as u64);
+    let plain = decompress(&bytes, encoding, max)?;
+    let _plain_permit = match encoding {
+        ContentEncoding::Identity => None,
+        _ => Some(reserve(app, plain.len())?),
+    };
+    let now = app.inner.clock.now_ms();
+    let owned = plain.into_owned();
+    let limits = limits.clone();
+    drop(bytes);
+    let Decoded { events, rejected, .. } =
+        tokio::task::spawn_blocking(move || decode_native(&owned, format, encoding, &limits, now))
+            .await
+            .map_err(|e| ApiError::Internal(format!("decode task failed: {e}")))??;
+
+    let received = events.len() + rejected.len();
+    ::metrics::counter!(t::EVENTS_RECEIVED).increment(received as u64);
+    for r in &rejected {
+        ::metrics::counter!(t::EVENTS_REJECTED, "reason" => r.code).increment(1);
+    }
+    let accepted = events.len();
+    let deduplicated = if events.is_empty() {
+        0
+    } else {
+        let outcome = app.inner.store.append(EventBatch { project, events }).await?;
+        outcome.duplicates
+    };
+    ::metrics::counter!(t::EVENTS_ACCEPTED).increment(accepted as u64);
+    let rejected = rejected
+        .into_iter()
+        .map(|r| RejectedEvent { index: r.index, code: r.code, message: r.message })
+        .collect();
+    Ok(axum::Json(IngestResponse { accepted, rejected, deduplicated }).into_response())
+}
+
+/// Reserves ingest memory for `bytes` of body, or answers 503 when the budget is spent.
+fn reserve(app: &App, bytes: usize) -> Result<SemaphorePermit<'_>, ApiError> {
+    let kib = (bytes.saturating_mul(PARSE_OVERHEAD) / 1024).max(1);
+    let kib = u32::try_from(kib).unwrap_or(u32::MAX);
+    app.inner.ingest_memory.try_acquire_many(kib).map_err(|_| ApiError::Overloaded("ingest memory budget spent"))
+}

@@ -1,0 +1,168 @@
+//! `Config`: the one configuration of the binary. Layers, later wins: typed defaults,
+//! an optional TOML file (`--config`, `MINIM_CONFIG`), `MINIM_*` environment variables
+//! (`MINIM_DATA_DIR`, `MINIM_LISTEN`, nested fields as `MINIM_STORE__MEMTABLE_MAX_BYTES`),
+//! then command-line flags. Any invalid value is a startup error naming the field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use minim_ingest::IngestLimits;
+use minim_server::ServerConfig;
+use minim_store::StoreConfig;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub log: LogConfig,
+    pub server: ServerConfig,
+    pub ingest: IngestLimits,
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `minim_store=debug,info`. `MINIM_LOG` works too.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./minim-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            log: LogConfig::default(),
+            server: ServerConfig::default(),
+            ingest: IngestLimits::default(),
+            store: StoreConfig::default(),
+        }
+    }
+}
+
+/// Top-level keys that environment variables may set; other `MINIM_*` variables
+/// (e.g. `MINIM_INGEST_KEY` for the load tool) are not configuration.
+const ENV_KEYS: &[&str] = &["data_dir", "listen", "log", "server", "ingest", "store"];
+
+/// Values given on the command line (highest precedence).
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                bail!("config file {} does not exist", path.display());
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        let env = Env::prefixed("MINIM_")
+            .filter(|k| {
+                let k = k.as_str();
+                ENV_KEYS.iter().any(|top| k == *top || k.starts_with(&format!("{top}__")) || k.starts_with(&format!("{top}.")))
+            })
+            .split("__");
+        fig = fig.merge(env).merge(Serialized::defaults(overrides));
+        let cfg: Config = fig.extract().map_err(|e| anyhow::anyhow!(describe(e)))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.ingest.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.store.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.server.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if self.server.ingest_memory_bytes < 2 * 3 * self.ingest.max_body_bytes {
+            bail!(
+                "invalid configuration: server.ingest_memory_bytes must be at least 6 x ingest.max_body_bytes \
+                 (two maximal requests with parse overhead)"
+            );
+        }
+        Ok(())
+    }
+
+    /// The store configuration with its data directory filled in.
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig { data_dir: self.data_dir.join("events"), ..self.store.clone() }
+    }
+
+    pub fn meta_path(&self) -> PathBuf {
+        self.data_dir.join("meta.db")
+    }
+}
+
+/// Turns figment errors into one line per problem, naming field and source.
+fn describe(e: figment::Error) -> String {
+    let lines: Vec<String> = e
+        .into_iter()
+        .map(|err| {
+            let field = if err.path.is_empty() { "(top level)".to_owned() } else { err.path.join(".") };
+            let source = err.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
+            format!("invalid configuration: field `{field}`: {} ({source})", err.kind)
+        })
+        .collect();
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_apply_and_bad_values_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("minim.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\n[store]\nmemtable_max_bytes = 1048576\n").unwrap();
+        let cfg = Config::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(cfg.listen.port(), 9000);
+        assert_eq!(cfg.store.memtable_max_bytes, 1 << 20);
+
+        std::fs::write(&path, "[store]\nmemtable_max_bytes = \"lots\"\n").unwrap();
+        let err = Config::load(Some(&path), Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("store.memtable_max_bytes"), "{err}");
+
+        std::fs::write(&path, "[store]\nno_such_knob = 1\n").unwrap();
+        let err = Config::load(Some(&path), Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("no_such_knob"), "{err}");
+
+        std::fs::write(&path, "[store]\nzstd_level = 99\n").unwrap();
+        let err = Config::load(Some(&path), Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("store.zstd_level"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("minim.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\n").unwrap();
+        let o = Overrides { data_dir: Some("/x".into()), listen: Some("127.0.0.1:1".into()) };
+        let cfg = Config::load(Some(&path), o).unwrap();
+        assert_eq!(cfg.listen.port(), 1);
+        assert_eq!(cfg.data_dir, PathBuf::from("/x"));
+    }
+}
