@@ -139,7 +139,14 @@ fn measure(
     assert_eq!(check.events.len(), EVENTS, "{:?}", check.rejected.first());
     let mut times = Vec::new();
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(2) || times.len() < 5 {
+    // BENCH_RUNS=n: a fixed number of runs (for `perf stat` comparisons), else ~2 s.
+    let fixed_runs: Option<usize> = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    while match fixed_runs {
+        Some(n) => times.len() < n,
+        None => start.elapsed() < Duration::from_secs(2) || times.len() < 5,
+    } {
         let t = Instant::now();
         let d = decode_native(body, format, encoding, &limits, NOW).expect("decodes");
         times.push(t.elapsed());
@@ -159,13 +166,13 @@ fn measure(
     );
 }
 
-/// Cargo passes `--bench`; any other argument filters cases by name.
+/// Cargo passes `--bench`; other arguments select cases by exact name.
 fn selected(name: &str) -> bool {
     let mut filters = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .peekable();
-    filters.peek().is_none() || filters.any(|f| name.contains(&f))
+    filters.peek().is_none() || filters.any(|f| name == f)
 }
 
 fn main() {
@@ -182,7 +189,7 @@ fn main() {
         sizes.iter().max().unwrap()
     );
     measure(
-        "json array",
+        "array",
         array.as_bytes(),
         array.len(),
         BodyFormat::JsonArray,
@@ -197,7 +204,7 @@ fn main() {
     );
     let gz = gzip(array.as_bytes());
     measure(
-        "json array + gzip",
+        "array+gzip",
         &gz,
         array.len(),
         BodyFormat::JsonArray,
@@ -205,7 +212,7 @@ fn main() {
     );
 
     // Reference points: what the building blocks cost on the same body.
-    if !selected("(reference)") {
+    if !selected("reference") {
         return;
     }
     let t = Instant::now();

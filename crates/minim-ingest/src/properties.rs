@@ -170,7 +170,7 @@ fn write_object<'de, A: MapAccess<'de>>(
     }
     // Nested objects have truncated the scratch back to where they found it, so the
     // spans from `base` on are exactly this object's keys.
-    let duplicate = has_duplicate(&mut ctx.keys[base..], out.as_bytes());
+    let duplicate = has_duplicate(&ctx.keys[base..], out.as_bytes());
     ctx.keys.truncate(base);
     if duplicate {
         return Err(ctx.fail(
@@ -206,16 +206,11 @@ struct KeySpan {
 impl KeySpan {
     /// The key written to `out` from `start` to its end.
     fn new(out: &str, start: usize) -> Self {
-        let bytes = out.as_bytes().get(start..).unwrap_or_default();
-        // FNV-1a: keys are short, so a byte-at-a-time hash is cheap and good enough to
-        // make hash equality a near-certain sign of key equality.
-        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let text = out.as_bytes().get(start..).unwrap_or_default();
         Self {
             start,
             end: out.len(),
-            hash,
+            hash: key_hash(text),
         }
     }
 
@@ -224,26 +219,35 @@ impl KeySpan {
     }
 }
 
+/// A constant-time hash of a key's text: its length and its first and last 8 bytes.
+/// Exact (collision-free) for keys of up to 16 bytes, which most property names are.
+fn key_hash(text: &[u8]) -> u64 {
+    let mut head = [0u8; 8];
+    let mut tail = [0u8; 8];
+    let n = text.len().min(8);
+    head[..n].copy_from_slice(&text[..n]);
+    tail[..n].copy_from_slice(&text[text.len() - n..]);
+    let mix = |h: u64, v: u64| (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    let h = mix(text.len() as u64, u64::from_le_bytes(head));
+    mix(h, u64::from_le_bytes(tail))
+}
+
 /// Whether two of `keys` (spans of `out`) are equal. Keys are compared in their written,
-/// canonically escaped form, which is one-to-one with their value; hashes are compared
-/// first so the bytes are only read on a (near-certain) match.
-fn has_duplicate(keys: &mut [KeySpan], out: &[u8]) -> bool {
-    let same = |a: &KeySpan, b: &KeySpan| a.hash == b.hash && a.text(out) == b.text(out);
-    if keys.len() <= 32 {
-        return keys
-            .iter()
-            .enumerate()
-            .any(|(i, a)| keys[..i].iter().any(|b| same(a, b)));
-    }
-    keys.sort_unstable_by_key(|k| k.hash);
-    // Equal hashes are adjacent after the sort; compare every pair within a run.
-    let mut run = 0;
-    for i in 1..keys.len() {
-        if keys[i].hash != keys[run].hash {
-            run = i;
-        } else if keys[run..i].iter().any(|b| same(&keys[i], b)) {
+/// canonically escaped form, which is one-to-one with their value. A 64-bit mask of
+/// seen hash buckets makes the common case (no duplicate) one pass; only a bucket
+/// collision compares hashes, and only equal hashes compare bytes.
+fn has_duplicate(keys: &[KeySpan], out: &[u8]) -> bool {
+    let mut seen = 0u64;
+    for (i, a) in keys.iter().enumerate() {
+        let bit = 1u64 << (a.hash >> 58);
+        if seen & bit != 0
+            && keys[..i]
+                .iter()
+                .any(|b| a.hash == b.hash && a.text(out) == b.text(out))
+        {
             return true;
         }
+        seen |= bit;
     }
     false
 }
@@ -338,12 +342,15 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        let _ = write!(self.out, "{v}");
+        if v < 0 {
+            self.out.push('-');
+        }
+        push_u64(self.out, v.unsigned_abs());
         Ok(())
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        let _ = write!(self.out, "{v}");
+        push_u64(self.out, v);
         Ok(())
     }
 
@@ -396,6 +403,22 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
         let depth = self.enter()?;
         write_object(map, self.ctx, self.out, depth)
     }
+}
+
+/// Appends `v` in decimal (what `write!` does, without the formatting machinery).
+fn push_u64(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// Appends a string read from the input as a JSON string literal. A string serde_json
@@ -503,6 +526,46 @@ mod tests {
         // The canonical text reads back to the same value.
         let a: serde_json::Value = serde_json::from_str(&got).unwrap();
         assert_eq!(a["e"], serde_json::json!(100.0));
+    }
+
+    #[test]
+    fn push_u64_matches_display() {
+        for v in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            12_345,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut out = String::new();
+            push_u64(&mut out, v);
+            assert_eq!(out, v.to_string());
+        }
+        let l = IngestLimits::default();
+        assert_eq!(
+            canon(r#"{"a":[-9223372036854775808,-1,0]}"#, &l).unwrap(),
+            r#"{"a":[-9223372036854775808,-1,0]}"#
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_among_many_and_long_keys() {
+        let l = IngestLimits::default();
+        // Long keys that share their first and last 8 bytes and their length.
+        let long = |c: char| format!("\"prefix00{c}{}suffix00\"", "x".repeat(20));
+        let distinct: Vec<String> = ('a'..='z').map(|c| format!("{}:1", long(c))).collect();
+        assert!(canon(&format!("{{{}}}", distinct.join(",")), &l).is_ok());
+        let dup = format!("{{{},{}:2}}", distinct.join(","), long('q'));
+        assert_eq!(code(&dup, &l), "invalid_property_key");
+        let many: Vec<String> = (0..999).map(|i| format!("\"k{i}\":{i}")).collect();
+        assert!(canon(&format!("{{{}}}", many.join(",")), &l).is_ok());
+        let dup = format!("{{{},\"k998\":0}}", many.join(","));
+        assert_eq!(code(&dup, &l), "invalid_property_key");
     }
 
     #[test]

@@ -9,7 +9,9 @@ use http_body_util::{BodyExt, Limited};
 use minim_core::EventBatch;
 use minim_ingest::{BodyFormat, ContentEncoding, Decoded, decode_native, decompress};
 use serde::Serialize;
-use tokio::sync::SemaphorePermit;
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::telemetry as t;
 use crate::{App, ApiError, auth};
@@ -56,7 +58,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, 
     let encoding = ContentEncoding::from_header(headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()))?;
     let format = BodyFormat::from_content_type(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()));
 
-    let _body_permit = reserve(app, declared.unwrap_or(max))?;
+    let _body_permit = reserve(&app.inner.ingest_memory, declared.unwrap_or(max))?;
     let bytes = Limited::new(body, max)
         .collect()
         .await
@@ -69,19 +71,20 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, 
         })?
         .to_bytes();
     ::metrics::counter!(t::INGEST_BYTES).increment(bytes.len() as u64);
-    let plain = decompress(&bytes, encoding, max)?;
-    let _plain_permit = match encoding {
-        ContentEncoding::Identity => None,
-        _ => Some(reserve(app, plain.len())?),
-    };
     let now = app.inner.clock.now_ms();
-    let owned = plain.into_owned();
     let limits = limits.clone();
-    drop(bytes);
-    let Decoded { events, rejected, .. } =
-        tokio::task::spawn_blocking(move || decode_native(&owned, format, encoding, &limits, now))
-            .await
-            .map_err(|e| ApiError::Internal(format!("decode task failed: {e}")))??;
+    let memory = app.inner.ingest_memory.clone();
+    let decoded = tokio::task::spawn_blocking(move || -> Result<Decoded, ApiError> {
+        let plain = decompress(&bytes, encoding, limits.max_body_bytes)?;
+        let _plain_permit = match encoding {
+            ContentEncoding::Identity => None,
+            _ => Some(reserve(&memory, plain.len())?),
+        };
+        Ok(decode_native(&plain, format, ContentEncoding::Identity, &limits, now)?)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("decode task failed: {e}")))??;
+    let Decoded { events, rejected, .. } = decoded;
 
     let received = events.len() + rejected.len();
     ::metrics::counter!(t::EVENTS_RECEIVED).increment(received as u64);
@@ -104,8 +107,8 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, 
 }
 
 /// Reserves ingest memory for `bytes` of body, or answers 503 when the budget is spent.
-fn reserve(app: &App, bytes: usize) -> Result<SemaphorePermit<'_>, ApiError> {
+fn reserve(memory: &Arc<Semaphore>, bytes: usize) -> Result<OwnedSemaphorePermit, ApiError> {
     let kib = (bytes.saturating_mul(PARSE_OVERHEAD) / 1024).max(1);
     let kib = u32::try_from(kib).unwrap_or(u32::MAX);
-    app.inner.ingest_memory.try_acquire_many(kib).map_err(|_| ApiError::Overloaded("ingest memory budget spent"))
+    memory.clone().try_acquire_many_owned(kib).map_err(|_| ApiError::Overloaded("ingest memory budget spent"))
 }

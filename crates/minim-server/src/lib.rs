@@ -39,7 +39,7 @@ struct AppInner {
     meta: Arc<dyn MetaStore>,
     keys: auth::KeyCache,
     /// Ingest memory budget in KiB: request bodies and their parsed form must fit.
-    ingest_memory: Semaphore,
+    ingest_memory: Arc<Semaphore>,
     clock: Clock,
 }
 
@@ -48,7 +48,7 @@ impl App {
         let kib = (cfg.ingest_memory_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
         let keys = auth::KeyCache::new(cfg.key_cache_ttl_ms);
         Self {
-            inner: Arc::new(AppInner { limits, store, meta, keys, ingest_memory: Semaphore::new(kib), clock }),
+            inner: Arc::new(AppInner { limits, store, meta, keys, ingest_memory: Arc::new(Semaphore::new(kib)), clock }),
         }
     }
 

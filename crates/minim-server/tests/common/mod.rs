@@ -1,0 +1,94 @@
+//! The in-process test server: a fresh data directory, a project with an ingest key,
+//! `serve` on port 0, and shutdown on `stop`.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use minim_core::time::Clock;
+use minim_core::{Event, ProjectId};
+use minim_meta::{MetaStore, SqliteMeta};
+use minim_server::{App, ServerConfig};
+use minim_store::{Store, StoreConfig};
+
+pub struct TestServer {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub ingest_key: String,
+    pub project: ProjectId,
+    pub store: Arc<Store>,
+    pub meta: Arc<SqliteMeta>,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(StoreConfig::default()).await
+    }
+
+    pub async fn start_with(store_cfg: StoreConfig) -> Self {
+        Self::start_full(store_cfg, ServerConfig::default()).await
+    }
+
+    pub async fn start_with_server(server_cfg: ServerConfig) -> Self {
+        Self::start_full(StoreConfig::default(), server_cfg).await
+    }
+
+    pub async fn start_full(store_cfg: StoreConfig, server_cfg: ServerConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Arc::new(SqliteMeta::open(&dir.path().join("meta.db")).unwrap());
+        let created = meta.create_project("test", 0).unwrap();
+        let store_cfg = StoreConfig { data_dir: dir.path().join("events"), ..store_cfg };
+        let store = Arc::new(Store::open(store_cfg).unwrap());
+        let app = App::new(
+            server_cfg,
+            minim_ingest::IngestLimits::default(),
+            store.clone(),
+            meta.clone() as Arc<dyn MetaStore>,
+            Clock::system(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            minim_server::serve(app, listener, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            url,
+            client: reqwest::Client::new(),
+            ingest_key: created.ingest_key,
+            project: created.project.id,
+            store,
+            meta,
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// A key that was valid and has been revoked (by rotation).
+    pub fn revoked_key(&self) -> String {
+        let p = self.meta.create_project("revoked", 0).unwrap();
+        self.meta.rotate_ingest_key(&p.project.id, 1).unwrap();
+        p.ingest_key
+    }
+
+    pub fn stored_events(&self) -> Vec<Event> {
+        self.store.snapshot().events(&self.project).unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+}
