@@ -109,6 +109,10 @@ fmt1() { awk -v x="$1" 'BEGIN { if (x == "" || x == "null") print "–"; else pr
 
 command -v curl >/dev/null || die "curl is needed"
 log "work directory $WORK"
+LOADAVG_START=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$LOADAVG_START" 'BEGIN { exit !(l > 0.5) }'; then
+    log "warning: load average is $LOADAVG_START; other work on this machine will skew the numbers"
+fi
 if [[ ${BENCH_BUILD:-1} != 0 ]]; then
     log "building minim (release)"
     (cd "$ROOT" && cargo build --release -p minim) || die "cargo build failed"
@@ -319,12 +323,13 @@ row() { # target label
 
 CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 MEM_GIB=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
-REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "uncommitted")
+REV=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo "unknown")
 REPORT=$WORK/report.md
 {
     echo "### Ingest: $(date -u +%Y-%m-%d), $EVENTS events, batch $BATCH, concurrency $CONCURRENCY$([[ $GZIP == 1 ]] && echo ", gzip")"
     echo
-    echo "Machine: $(nproc) cores ($CPU), ${MEM_GIB} GiB; loader, server and client on one host over loopback."
+    echo "Machine: $(nproc) cores ($CPU), ${MEM_GIB} GiB; load generator and server on one host over loopback;"
+    echo "1-minute load average $LOADAVG_START before the run, $(cut -d' ' -f1 /proc/loadavg) after it."
     echo "Versions: $MINIM_VERSION (rev $REV), ClickHouse $CH_VERSION. Data: \`minim gen --events $EVENTS --seed 1\`."
     echo
     echo "| system | peak events/s | p50 ms | p99 ms | half-load events/s | p50 ms | p99 ms | peak RSS MiB | disk MiB | failed batches / retries |"

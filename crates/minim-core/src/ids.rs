@@ -20,8 +20,13 @@ impl ProjectId {
         let s = s.into();
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if ok { Ok(Self(s)) } else { Err(InvalidId { kind: "project id" }) }
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(InvalidId { kind: "project id" })
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -200,6 +200,10 @@ mod tests {
         let body = gzip(&data);
         let out = decompress(&body, ContentEncoding::Gzip, 5000).unwrap();
         assert_eq!(out.len(), 5000);
+        assert!(
+            matches!(&out, Cow::Owned(v) if v.capacity() <= 5000),
+            "buffer grew past the cap"
+        );
         let err = decompress(&gzip(&data), ContentEncoding::Gzip, 4999).unwrap_err();
         assert_eq!(err, DecodeError::BodyTooLarge { limit: 4999 });
     }

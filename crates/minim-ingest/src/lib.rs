@@ -39,6 +39,10 @@
 //!   deep, the properties object itself being level 1;
 //! - unknown top-level fields are accepted and ignored; a known field given twice is
 //!   `invalid_event`. Lengths are UTF-8 bytes after unescaping.
+//! - a lone UTF-16 surrogate escape (`"\ud83d"`, from a JS string cut inside an emoji)
+//!   has no UTF-8 form: it is replaced by U+FFFD rather than losing the event. Other
+//!   undecodable values (e.g. a number beyond the f64 range) reject the event with
+//!   `malformed_json`.
 //!
 //! Messages name fields, sizes and limits, never the offending value.
 //!
@@ -69,6 +73,7 @@ mod framing;
 mod limits;
 mod native;
 mod properties;
+mod surrogates;
 mod timestamp;
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use crate::error::{Violation, codes, json_error_message};
 use crate::properties::{Ctx, PropertiesSeed};
+use crate::surrogates::repair_lone_surrogates;
 use crate::{
     BodyFormat, ContentEncoding, DecodeError, IngestLimits, Rejection, framing, timestamp,
 };
@@ -89,12 +90,23 @@ impl<'l> EventCtx<'l> {
 }
 
 /// One event from its raw (syntactically valid) JSON text; `ctx` carries the limits and
-/// scratch space from one event to the next.
+/// scratch space from one event to the next. Text that fails only because of lone
+/// surrogate escapes is decoded again with them replaced by U+FFFD.
 pub(crate) fn decode_event(
     raw: &str,
     ctx: &mut EventCtx<'_>,
     now_ms: i64,
 ) -> Result<Event, Violation> {
+    match decode_text(raw, ctx, now_ms) {
+        Err(v) if v.code == codes::MALFORMED_JSON => match repair_lone_surrogates(raw) {
+            Some(repaired) => decode_text(&repaired, ctx, now_ms),
+            None => Err(v),
+        },
+        result => result,
+    }
+}
+
+fn decode_text(raw: &str, ctx: &mut EventCtx<'_>, now_ms: i64) -> Result<Event, Violation> {
     if !raw.starts_with('{') {
         return Err(Violation::new(
             codes::INVALID_EVENT,
@@ -723,13 +735,21 @@ mod tests {
     }
 
     #[test]
-    fn lone_surrogate_escape_is_malformed_json_for_that_event() {
+    fn lone_surrogate_escapes_become_replacement_characters() {
+        let e = one(r#"{"event":"a\ud83d","distinct_id":"\udc00u","properties":{"k\ud800":["\ud83d\ude00\ud83d"]}}"#).unwrap();
+        assert_eq!(e.event, "a\u{fffd}");
+        assert_eq!(e.distinct_id, "\u{fffd}u");
+        assert_eq!(e.properties, "{\"k\u{fffd}\":[\"😀\u{fffd}\"]}");
+    }
+
+    #[test]
+    fn number_out_of_range_is_malformed_json_for_that_event() {
         assert_eq!(
-            code(r#"{"event":"\ud800","distinct_id":"u"}"#),
+            code(r#"{"event":"a","distinct_id":"u","properties":{"n":1e400}}"#),
             "malformed_json"
         );
         assert_eq!(
-            code(r#"{"event":"a","distinct_id":"u","properties":{"k":"\udc00"}}"#),
+            code(r#"{"event":"a","distinct_id":"u","x":1,"timestamp":-1e999}"#),
             "malformed_json"
         );
     }
@@ -746,7 +766,7 @@ mod tests {
             r#"{"event":"a","distinct_id":"secret-id"}"#,
             r#"{"event":"a","distinct_id":"u","timestamp":"secret"}"#,
             r#"{"event":"a","distinct_id":"u","properties":"secret"}"#,
-            r#"{"event":"a","distinct_id":"u","properties":{"k":"\ud800secret"}}"#,
+            r#"{"event":"a","distinct_id":"u","properties":{"secret":1e999}}"#,
         ] {
             let v = decode_event(json, &l, NOW).unwrap_err();
             assert!(!v.message.contains("secret"), "{json} -> {}", v.message);

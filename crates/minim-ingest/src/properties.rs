@@ -670,6 +670,26 @@ mod tests {
     }
 
     #[test]
+    fn properties_at_the_depth_ceiling_fit_a_small_thread_stack() {
+        use crate::limits::MAX_NESTING_DEPTH_CEILING as MAX;
+        // tokio's default worker stack is 2 MiB; this must hold even in debug builds.
+        let handle = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                let l = IngestLimits {
+                    max_nesting_depth: MAX,
+                    ..IngestLimits::default()
+                };
+                let ok = format!("{{\"a\":{}1{}}}", "[".repeat(MAX - 1), "]".repeat(MAX - 1));
+                assert_eq!(canon(&ok, &l).unwrap(), ok);
+                let deep = format!("{{\"a\":{}1{}}}", "[".repeat(MAX), "]".repeat(MAX));
+                assert_eq!(code(&deep, &l), "properties_too_deep");
+            })
+            .unwrap();
+        handle.join().unwrap();
+    }
+
+    #[test]
     fn properties_nested_100k_deep_fail_cleanly() {
         let l = IngestLimits::default();
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));

@@ -32,7 +32,7 @@ fn decode(body: &[u8], format: BodyFormat) -> Result<Decoded, DecodeError> {
 /// and that no code in `codes::REJECTION_CODES` is left without a case.
 const REJECTION_CASES: &[(&str, &str)] = &[
     (
-        r#"{"event":"a","distinct_id":"u","properties":{"k":"\ud800"}}"#,
+        r#"{"event":"a","distinct_id":"u","properties":{"k":1e400}}"#,
         "malformed_json",
     ),
     (r#"["not","an","object"]"#, "invalid_event"),

@@ -52,7 +52,9 @@ pub fn generate_secret(kind: KeyKind) -> String {
 
 /// True when `s` has the kind's prefix, the right length and a matching checksum.
 pub fn looks_valid(kind: KeyKind, s: &str) -> bool {
-    let Some(rest) = s.strip_prefix(kind.prefix()) else { return false };
+    let Some(rest) = s.strip_prefix(kind.prefix()) else {
+        return false;
+    };
     if rest.len() != RANDOM_LEN + CHECK_LEN || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return false;
     }
@@ -90,9 +92,15 @@ mod tests {
             typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
             assert!(!looks_valid(kind, std::str::from_utf8(&typo).unwrap()));
         }
-        assert!(!looks_valid(KeyKind::Ingest, &generate_secret(KeyKind::ApiToken)));
+        assert!(!looks_valid(
+            KeyKind::Ingest,
+            &generate_secret(KeyKind::ApiToken)
+        ));
         assert!(!looks_valid(KeyKind::Ingest, "mik_short"));
-        assert_ne!(generate_secret(KeyKind::Ingest), generate_secret(KeyKind::Ingest));
+        assert_ne!(
+            generate_secret(KeyKind::Ingest),
+            generate_secret(KeyKind::Ingest)
+        );
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub enum MetaError {
     NotFound(String),
     #[error("invalid input: {0}")]
     Invalid(String),
-    #[error("metadata database was written by a newer minim (schema {found}, this binary knows {known})")]
+    #[error(
+        "metadata database was written by a newer minim (schema {found}, this binary knows {known})"
+    )]
     NewerSchema { found: i64, known: i64 },
 }
 
@@ -61,7 +63,11 @@ impl std::str::FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| MetaError::Invalid(format!("unknown role {s:?}; expected viewer, analyst, admin or auditor")))
+            .ok_or_else(|| {
+                MetaError::Invalid(format!(
+                    "unknown role {s:?}; expected viewer, analyst, admin or auditor"
+                ))
+            })
     }
 }
 
@@ -108,7 +114,13 @@ pub trait MetaStore: Send + Sync {
     fn rotate_ingest_key(&self, project: &ProjectId, now_ms: i64) -> Result<String>;
     /// The project of an active ingest key, if any.
     fn project_for_ingest_key(&self, key: &str) -> Result<Option<ProjectId>>;
-    fn create_token(&self, project: &ProjectId, role: Role, ttl_ms: i64, now_ms: i64) -> Result<CreatedToken>;
+    fn create_token(
+        &self,
+        project: &ProjectId,
+        role: Role,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<CreatedToken>;
     fn revoke_token(&self, token_id: &str, now_ms: i64) -> Result<bool>;
     /// The grant of a token that exists, is not revoked and has not expired; records use.
     fn verify_token(&self, token: &str, now_ms: i64) -> Result<Option<TokenInfo>>;

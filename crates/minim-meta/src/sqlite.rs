@@ -35,7 +35,9 @@ impl SqliteMeta {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -44,7 +46,11 @@ impl SqliteMeta {
 
     /// The schema version in use.
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self.conn().query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?)
+        Ok(self.conn().query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )?)
     }
 }
 
@@ -53,10 +59,17 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at_ms INTEGER NOT NULL)",
     )?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let current: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    let current: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
     let known = MIGRATIONS.last().map_or(0, |m| m.0);
     if current > known {
-        return Err(MetaError::NewerSchema { found: current, known });
+        return Err(MetaError::NewerSchema {
+            found: current,
+            known,
+        });
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         tx.execute_batch(sql)?;
@@ -71,18 +84,27 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 }
 
 fn project_id(s: String) -> rusqlite::Result<ProjectId> {
-    ProjectId::new(s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    ProjectId::new(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn row_to_project(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
-    Ok(Project { id: project_id(r.get(0)?)?, org_id: r.get(1)?, name: r.get(2)?, created_at_ms: r.get(3)? })
+    Ok(Project {
+        id: project_id(r.get(0)?)?,
+        org_id: r.get(1)?,
+        name: r.get(2)?,
+        created_at_ms: r.get(3)?,
+    })
 }
 
 impl MetaStore for SqliteMeta {
     fn create_project(&self, name: &str, now_ms: i64) -> Result<CreatedProject> {
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
-            return Err(MetaError::Invalid("project name must be 1-200 characters".into()));
+            return Err(MetaError::Invalid(
+                "project name must be 1-200 characters".into(),
+            ));
         }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -90,7 +112,8 @@ impl MetaStore for SqliteMeta {
             "INSERT OR IGNORE INTO organizations (id, name, created_at_ms) VALUES (?1, 'Default', ?2)",
             params![DEFAULT_ORG, now_ms],
         )?;
-        let id = ProjectId::new(generate_id("p_")).map_err(|e| MetaError::Invalid(e.to_string()))?;
+        let id =
+            ProjectId::new(generate_id("p_")).map_err(|e| MetaError::Invalid(e.to_string()))?;
         tx.execute(
             "INSERT INTO projects (id, org_id, name, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
             params![id.as_str(), DEFAULT_ORG, name, now_ms],
@@ -101,8 +124,16 @@ impl MetaStore for SqliteMeta {
             params![hash_secret(&key), id.as_str(), now_ms],
         )?;
         tx.commit()?;
-        let project = Project { id, org_id: DEFAULT_ORG.into(), name: name.into(), created_at_ms: now_ms };
-        Ok(CreatedProject { project, ingest_key: key })
+        let project = Project {
+            id,
+            org_id: DEFAULT_ORG.into(),
+            name: name.into(),
+            created_at_ms: now_ms,
+        };
+        Ok(CreatedProject {
+            project,
+            ingest_key: key,
+        })
     }
 
     fn project(&self, id: &ProjectId) -> Result<Option<Project>> {
@@ -118,7 +149,9 @@ impl MetaStore for SqliteMeta {
 
     fn list_projects(&self) -> Result<Vec<Project>> {
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT id, org_id, name, created_at_ms FROM projects ORDER BY created_at_ms, id")?;
+        let mut st = conn.prepare(
+            "SELECT id, org_id, name, created_at_ms FROM projects ORDER BY created_at_ms, id",
+        )?;
         let rows = st.query_map([], row_to_project)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -126,8 +159,13 @@ impl MetaStore for SqliteMeta {
     fn rotate_ingest_key(&self, project: &ProjectId, now_ms: i64) -> Result<String> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let exists: Option<String> =
-            tx.query_row("SELECT id FROM projects WHERE id = ?1", params![project.as_str()], |r| r.get(0)).optional()?;
+        let exists: Option<String> = tx
+            .query_row(
+                "SELECT id FROM projects WHERE id = ?1",
+                params![project.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
         if exists.is_none() {
             return Err(MetaError::NotFound(format!("project {project}")));
         }
@@ -156,10 +194,17 @@ impl MetaStore for SqliteMeta {
                 |r| r.get(0),
             )
             .optional()?;
-        id.map(|s| ProjectId::new(s).map_err(|e| MetaError::Db(e.to_string()))).transpose()
+        id.map(|s| ProjectId::new(s).map_err(|e| MetaError::Db(e.to_string())))
+            .transpose()
     }
 
-    fn create_token(&self, project: &ProjectId, role: Role, ttl_ms: i64, now_ms: i64) -> Result<CreatedToken> {
+    fn create_token(
+        &self,
+        project: &ProjectId,
+        role: Role,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<CreatedToken> {
         if ttl_ms <= 0 {
             return Err(MetaError::Invalid("token ttl must be positive".into()));
         }
@@ -174,7 +219,11 @@ impl MetaStore for SqliteMeta {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![token_id, hash_secret(&token), project.as_str(), role.as_str(), now_ms, expires_at_ms],
         )?;
-        Ok(CreatedToken { token_id, token, expires_at_ms })
+        Ok(CreatedToken {
+            token_id,
+            token,
+            expires_at_ms,
+        })
     }
 
     fn revoke_token(&self, token_id: &str, now_ms: i64) -> Result<bool> {
@@ -198,10 +247,20 @@ impl MetaStore for SqliteMeta {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
-        let Some((token_id, project, role, expires_at_ms)) = row else { return Ok(None) };
-        conn.execute("UPDATE api_tokens SET last_used_at_ms = ?2 WHERE id = ?1", params![token_id, now_ms])?;
+        let Some((token_id, project, role, expires_at_ms)) = row else {
+            return Ok(None);
+        };
+        conn.execute(
+            "UPDATE api_tokens SET last_used_at_ms = ?2 WHERE id = ?1",
+            params![token_id, now_ms],
+        )?;
         let project = ProjectId::new(project).map_err(|e| MetaError::Db(e.to_string()))?;
-        Ok(Some(TokenInfo { token_id, project, role: role.parse()?, expires_at_ms }))
+        Ok(Some(TokenInfo {
+            token_id,
+            project,
+            role: role.parse()?,
+            expires_at_ms,
+        }))
     }
 }
 
@@ -213,10 +272,20 @@ mod tests {
     fn project_and_ingest_key_lifecycle() {
         let m = SqliteMeta::in_memory().unwrap();
         let c = m.create_project("Shop", 1).unwrap();
-        assert_eq!(m.project_for_ingest_key(&c.ingest_key).unwrap(), Some(c.project.id.clone()));
+        assert_eq!(
+            m.project_for_ingest_key(&c.ingest_key).unwrap(),
+            Some(c.project.id.clone())
+        );
         let new_key = m.rotate_ingest_key(&c.project.id, 2).unwrap();
-        assert_eq!(m.project_for_ingest_key(&c.ingest_key).unwrap(), None, "rotated key is revoked");
-        assert_eq!(m.project_for_ingest_key(&new_key).unwrap(), Some(c.project.id.clone()));
+        assert_eq!(
+            m.project_for_ingest_key(&c.ingest_key).unwrap(),
+            None,
+            "rotated key is revoked"
+        );
+        assert_eq!(
+            m.project_for_ingest_key(&new_key).unwrap(),
+            Some(c.project.id.clone())
+        );
         assert_eq!(m.list_projects().unwrap().len(), 1);
         assert!(m.create_project("  ", 1).is_err());
     }
@@ -236,14 +305,20 @@ mod tests {
         drop(m);
         let bytes = std::fs::read(&path).unwrap();
         let needle = &t.token.as_bytes()[4..];
-        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "plaintext token on disk");
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "plaintext token on disk"
+        );
     }
 
     #[test]
     fn reopening_does_not_reapply_migrations() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.db");
-        SqliteMeta::open(&path).unwrap().create_project("a", 0).unwrap();
+        SqliteMeta::open(&path)
+            .unwrap()
+            .create_project("a", 0)
+            .unwrap();
         let m = SqliteMeta::open(&path).unwrap();
         assert_eq!(m.schema_version().unwrap(), 1);
         assert_eq!(m.list_projects().unwrap().len(), 1);

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, header};
 use minim_core::ProjectId;
 use minim_meta::hash_secret;
 
-use crate::{App, ApiError};
+use crate::{ApiError, App};
 
 /// Resolved ingest keys, keyed by their hash (plaintext keys are never held here).
 /// Only hits are cached, with a TTL, so revocation takes effect within the TTL and a
@@ -22,12 +22,17 @@ const MAX_CACHED_KEYS: usize = 100_000;
 
 impl KeyCache {
     pub fn new(ttl_ms: u64) -> Self {
-        Self { ttl: Duration::from_millis(ttl_ms), entries: Mutex::new(HashMap::new()) }
+        Self {
+            ttl: Duration::from_millis(ttl_ms),
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     fn get(&self, hash: &str) -> Option<ProjectId> {
         let map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(hash).filter(|(_, at)| at.elapsed() < self.ttl).map(|(p, _)| p.clone())
+        map.get(hash)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(p, _)| p.clone())
     }
 
     fn put(&self, hash: String, project: ProjectId) {
@@ -43,7 +48,10 @@ impl KeyCache {
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Resolves an ingest key to its project, or `Unauthorized` without saying why.

@@ -12,7 +12,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { ingest_memory_bytes: 512 << 20, key_cache_ttl_ms: 5_000 }
+        Self {
+            ingest_memory_bytes: 512 << 20,
+            key_cache_ttl_ms: 5_000,
+        }
     }
 }
 

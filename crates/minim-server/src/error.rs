@@ -19,6 +19,8 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("{code}: {message}")]
     PayloadTooLarge { code: &'static str, message: String },
+    #[error("unsupported content encoding: {0}")]
+    UnsupportedEncoding(String),
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -44,29 +46,48 @@ impl ApiError {
 
     fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
-            ApiError::Unauthorized => {
-                (StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid credentials".into())
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or invalid credentials".into(),
+            ),
+            ApiError::BodyTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request body exceeds {limit} bytes"),
+            ),
+            ApiError::PayloadTooLarge { code, message } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, code, message.clone())
             }
-            ApiError::BodyTooLarge { limit } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("request body exceeds {limit} bytes"))
+            ApiError::BadRequest { code, message } => {
+                (StatusCode::BAD_REQUEST, code, message.clone())
             }
-            ApiError::PayloadTooLarge { code, message } => (StatusCode::PAYLOAD_TOO_LARGE, code, message.clone()),
-            ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
+            ApiError::UnsupportedEncoding(message) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                message.clone(),
+            ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such route".into()),
-            ApiError::MethodNotAllowed => {
-                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route".into())
-            }
-            ApiError::Overloaded(what) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "overloaded", format!("server is overloaded ({what}); retry later"))
-            }
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route".into(),
+            ),
+            ApiError::Overloaded(what) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                format!("server is overloaded ({what}); retry later"),
+            ),
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "server cannot store data durably right now; retry later".into(),
             ),
-            ApiError::Internal(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the server log".into())
-            }
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error; see the server log".into(),
+            ),
         }
     }
 }
@@ -75,9 +96,16 @@ impl From<DecodeError> for ApiError {
     fn from(e: DecodeError) -> Self {
         match e {
             DecodeError::BodyTooLarge { .. } | DecodeError::TooManyEvents { .. } => {
-                ApiError::PayloadTooLarge { code: e.code(), message: e.to_string() }
+                ApiError::PayloadTooLarge {
+                    code: e.code(),
+                    message: e.to_string(),
+                }
             }
-            other => ApiError::BadRequest { code: other.code(), message: other.to_string() },
+            DecodeError::UnsupportedEncoding(_) => ApiError::UnsupportedEncoding(e.to_string()),
+            other => ApiError::BadRequest {
+                code: other.code(),
+                message: other.to_string(),
+            },
         }
     }
 }
@@ -104,7 +132,10 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({ "error": { "code": code, "message": message } });
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(ApiError::RETRY_AFTER_S));
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(ApiError::RETRY_AFTER_S),
+            );
         }
         resp
     }

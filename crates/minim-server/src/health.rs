@@ -5,19 +5,28 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use minim_store::Health;
 
-use crate::{App, ApiError, telemetry};
+use crate::{ApiError, App, telemetry};
 
 pub(crate) async fn healthz() -> Response {
-    (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ok" }))).into_response()
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "status": "ok" })),
+    )
+        .into_response()
 }
 
 pub(crate) async fn readyz(State(app): State<App>) -> Response {
     match app.inner.store.health() {
-        Health::Ready => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ready" }))).into_response(),
+        Health::Ready => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "status": "ready" })),
+        )
+            .into_response(),
         Health::Unready(reason) => {
             let body = serde_json::json!({ "error": { "code": "not_ready", "message": reason } });
             let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-            resp.headers_mut().insert(header::RETRY_AFTER, ApiError::RETRY_AFTER_S.into());
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, ApiError::RETRY_AFTER_S.into());
             resp
         }
     }

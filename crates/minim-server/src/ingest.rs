@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::telemetry as t;
-use crate::{App, ApiError, auth};
+use crate::{ApiError, App, auth};
 
 #[derive(Serialize)]
 struct IngestResponse {
@@ -34,7 +34,11 @@ struct RejectedEvent {
 /// Parsing overhead assumed per body byte when reserving ingest memory.
 const PARSE_OVERHEAD: usize = 3;
 
-pub(crate) async fn native(State(app): State<App>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub(crate) async fn native(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let result = handle(&app, &headers, body).await;
     let status = match &result {
         Ok(_) => "200".to_owned(),
@@ -55,18 +59,31 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, 
     if declared.is_some_and(|n| n > max) {
         return Err(ApiError::BodyTooLarge { limit: max });
     }
-    let encoding = ContentEncoding::from_header(headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()))?;
-    let format = BodyFormat::from_content_type(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()));
+    let encoding = ContentEncoding::from_header(
+        headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    )?;
+    let format = BodyFormat::from_content_type(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
 
     let _body_permit = reserve(&app.inner.ingest_memory, declared.unwrap_or(max))?;
     let bytes = Limited::new(body, max)
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 ApiError::BodyTooLarge { limit: max }
             } else {
-                ApiError::BadRequest { code: "body_read_failed", message: "could not read the request body".into() }
+                ApiError::BadRequest {
+                    code: "body_read_failed",
+                    message: "could not read the request body".into(),
+                }
             }
         })?
         .to_bytes();
@@ -80,11 +97,19 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, 
             ContentEncoding::Identity => None,
             _ => Some(reserve(&memory, plain.len())?),
         };
-        Ok(decode_native(&plain, format, ContentEncoding::Identity, &limits, now)?)
+        Ok(decode_native(
+            &plain,
+            format,
+            ContentEncoding::Identity,
+            &limits,
+            now,
+        )?)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("decode task failed: {e}")))??;
-    let Decoded { events, rejected, .. } = decoded;
+    let Decoded {
+        events, rejected, ..
+    } = decoded;
 
     let received = events.len() + rejected.len();
     ::metrics::counter!(t::EVENTS_RECEIVED).increment(received as u64);
@@ -95,20 +120,36 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, 
     let deduplicated = if events.is_empty() {
         0
     } else {
-        let outcome = app.inner.store.append(EventBatch { project, events }).await?;
+        let outcome = app
+            .inner
+            .store
+            .append(EventBatch { project, events })
+            .await?;
         outcome.duplicates
     };
     ::metrics::counter!(t::EVENTS_ACCEPTED).increment(accepted as u64);
     let rejected = rejected
         .into_iter()
-        .map(|r| RejectedEvent { index: r.index, code: r.code, message: r.message })
+        .map(|r| RejectedEvent {
+            index: r.index,
+            code: r.code,
+            message: r.message,
+        })
         .collect();
-    Ok(axum::Json(IngestResponse { accepted, rejected, deduplicated }).into_response())
+    Ok(axum::Json(IngestResponse {
+        accepted,
+        rejected,
+        deduplicated,
+    })
+    .into_response())
 }
 
 /// Reserves ingest memory for `bytes` of body, or answers 503 when the budget is spent.
 fn reserve(memory: &Arc<Semaphore>, bytes: usize) -> Result<OwnedSemaphorePermit, ApiError> {
     let kib = (bytes.saturating_mul(PARSE_OVERHEAD) / 1024).max(1);
     let kib = u32::try_from(kib).unwrap_or(u32::MAX);
-    memory.clone().try_acquire_many_owned(kib).map_err(|_| ApiError::Overloaded("ingest memory budget spent"))
+    memory
+        .clone()
+        .try_acquire_many_owned(kib)
+        .map_err(|_| ApiError::Overloaded("ingest memory budget spent"))
 }

@@ -44,11 +44,24 @@ struct AppInner {
 }
 
 impl App {
-    pub fn new(cfg: ServerConfig, limits: IngestLimits, store: Arc<Store>, meta: Arc<dyn MetaStore>, clock: Clock) -> Self {
+    pub fn new(
+        cfg: ServerConfig,
+        limits: IngestLimits,
+        store: Arc<Store>,
+        meta: Arc<dyn MetaStore>,
+        clock: Clock,
+    ) -> Self {
         let kib = (cfg.ingest_memory_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
         let keys = auth::KeyCache::new(cfg.key_cache_ttl_ms);
         Self {
-            inner: Arc::new(AppInner { limits, store, meta, keys, ingest_memory: Arc::new(Semaphore::new(kib)), clock }),
+            inner: Arc::new(AppInner {
+                limits,
+                store,
+                meta,
+                keys,
+                ingest_memory: Arc::new(Semaphore::new(kib)),
+                clock,
+            }),
         }
     }
 
@@ -59,19 +72,29 @@ impl App {
 
 /// Serves HTTP on `listener` until `shutdown` resolves, then drains in-flight
 /// requests and flushes the store. Returns once the store is flushed.
-pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     telemetry::install();
     let store = app.inner.store.clone();
     let router = routes::router(app);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     tracing::info!("HTTP drained; flushing the store");
     let flushed = tokio::task::spawn_blocking(move || store.shutdown()).await;
     match flushed {
         Ok(Ok(())) => tracing::info!("store flushed; bye"),
-        Ok(Err(e)) => tracing::error!(error = %e, "final flush failed; the WAL keeps the data for the next start"),
-        Err(e) => tracing::error!(error = %e, "final flush panicked; the WAL keeps the data for the next start"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "final flush failed; the WAL keeps the data for the next start")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "final flush panicked; the WAL keeps the data for the next start")
+        }
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use crate::{App, ApiError, health, ingest};
+use crate::{ApiError, App, health, ingest};
 
 pub(crate) fn router(app: App) -> Router {
     Router::new()
@@ -12,7 +12,10 @@ pub(crate) fn router(app: App) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         // The ingest handler enforces its own (configurable) body limit while streaming.
-        .route("/api/v1/events", post(ingest::native).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/api/v1/events",
+            post(ingest::native).layer(DefaultBodyLimit::disable()),
+        )
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(app)

@@ -17,7 +17,9 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn install() {
     HANDLE.get_or_init(|| {
         let handle = PrometheusBuilder::new()
-            .set_buckets(&[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+            .set_buckets(&[
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ])
             .ok()
             .and_then(|b| b.install_recorder().ok());
         if handle.is_some() {
@@ -31,15 +33,28 @@ pub fn install() {
 /// The Prometheus text exposition of every metric.
 pub fn render() -> String {
     install();
-    HANDLE.get().and_then(Option::as_ref).map(PrometheusHandle::render).unwrap_or_default()
+    HANDLE
+        .get()
+        .and_then(Option::as_ref)
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
 }
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge};
     describe_counter!(INGEST_REQUESTS, "Ingest HTTP requests by status code.");
-    describe_counter!(INGEST_BYTES, "Ingest request body bytes received (as sent, before decompression).");
-    describe_counter!(EVENTS_RECEIVED, "Events received in ingest requests that were decoded.");
+    describe_counter!(
+        INGEST_BYTES,
+        "Ingest request body bytes received (as sent, before decompression)."
+    );
+    describe_counter!(
+        EVENTS_RECEIVED,
+        "Events received in ingest requests that were decoded."
+    );
     describe_counter!(EVENTS_ACCEPTED, "Events accepted (stored or deduplicated).");
     describe_counter!(EVENTS_REJECTED, "Events rejected, by reason code.");
-    describe_gauge!(INGEST_MEMORY_AVAILABLE_BYTES, "Unused ingest memory budget.");
+    describe_gauge!(
+        INGEST_MEMORY_AVAILABLE_BYTES,
+        "Unused ingest memory budget."
+    );
 }

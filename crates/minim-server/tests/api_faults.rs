@@ -27,22 +27,49 @@ async fn fsync_failure_answers_503_and_recovers() {
     let r = post("during-fault").await.unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.headers().get("retry-after").is_some());
-    let ready = server.client.get(format!("{}/readyz", server.url)).send().await.unwrap();
+    let ready = server
+        .client
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503);
-    assert_eq!(server.client.get(format!("{}/healthz", server.url)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        server
+            .client
+            .get(format!("{}/healthz", server.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     faults.set_fail_wal_sync(false);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r = server.client.get(format!("{}/readyz", server.url)).send().await.unwrap();
+        let r = server
+            .client
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .unwrap();
         if r.status() == 200 {
             break;
         }
         assert!(Instant::now() < deadline, "never became ready again");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(post("during-fault").await.unwrap().status(), 200, "the retry is stored");
-    let ids: Vec<String> = server.stored_events().into_iter().filter_map(|e| e.insert_id).collect();
+    assert_eq!(
+        post("during-fault").await.unwrap().status(),
+        200,
+        "the retry is stored"
+    );
+    let ids: Vec<String> = server
+        .stored_events()
+        .into_iter()
+        .filter_map(|e| e.insert_id)
+        .collect();
     assert_eq!(ids.iter().filter(|i| *i == "during-fault").count(), 1);
     assert!(ids.contains(&"ok-1".to_owned()));
     server.stop().await;
@@ -50,9 +77,16 @@ async fn fsync_failure_answers_503_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_ingest_memory_answers_503_with_retry_after() {
-    let server = TestServer::start_with_server(minim_server::ServerConfig { ingest_memory_bytes: 1 << 20, ..Default::default() }).await;
+    let server = TestServer::start_with_server(minim_server::ServerConfig {
+        ingest_memory_bytes: 1 << 20,
+        ..Default::default()
+    })
+    .await;
     // 400 KB with 3x parse overhead does not fit a 1 MiB budget.
-    let body = format!("[{}]", vec![r#"{"event":"e","distinct_id":"u"}"#; 13_000].join(","));
+    let body = format!(
+        "[{}]",
+        vec![r#"{"event":"e","distinct_id":"u"}"#; 13_000].join(",")
+    );
     let r = server
         .client
         .post(format!("{}/api/v1/events", server.url))

@@ -16,7 +16,9 @@ async fn ingest_scenarios() {
 }
 
 async fn run_file(name: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(name);
     let scenarios: Vec<Value> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert!(!scenarios.is_empty());
     for sc in scenarios {
@@ -29,12 +31,17 @@ async fn run_file(name: &str) {
             let text = resp.text().await.unwrap();
             let expect = &step["expect"];
             let ctx = format!("scenario {title:?} step {i}: got {status} {text}");
-            assert_eq!(u64::from(status), expect["status"].as_u64().unwrap(), "{ctx}");
+            assert_eq!(
+                u64::from(status),
+                expect["status"].as_u64().unwrap(),
+                "{ctx}"
+            );
             if status == 503 {
                 assert!(retry_after, "503 without Retry-After: {ctx}");
             }
             if let Some(want) = expect.get("json") {
-                let got: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {ctx}"));
+                let got: Value =
+                    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {ctx}"));
                 assert_subset(want, &got, &ctx);
             }
             if let Some(needle) = expect.get("body_contains").and_then(Value::as_str) {
@@ -42,18 +49,29 @@ async fn run_file(name: &str) {
             }
         }
         let stored = server.stored_events().len() as u64;
-        assert_eq!(stored, sc["stored"].as_u64().unwrap(), "scenario {title:?}: stored events");
+        assert_eq!(
+            stored,
+            sc["stored"].as_u64().unwrap(),
+            "scenario {title:?}: stored events"
+        );
         server.stop().await;
     }
 }
 
 async fn send(server: &TestServer, req: &Value) -> reqwest::Response {
     let method = req.get("method").and_then(Value::as_str).unwrap_or("POST");
-    let path = req.get("path").and_then(Value::as_str).unwrap_or("/api/v1/events");
-    let mut b = server.client.request(method.parse().unwrap(), format!("{}{}", server.url, path));
+    let path = req
+        .get("path")
+        .and_then(Value::as_str)
+        .unwrap_or("/api/v1/events");
+    let mut b = server
+        .client
+        .request(method.parse().unwrap(), format!("{}{}", server.url, path));
     match req.get("auth").and_then(Value::as_str) {
         Some("ingest") => b = b.bearer_auth(&server.ingest_key),
-        Some("wrong") => b = b.bearer_auth(minim_meta::generate_secret(minim_meta::KeyKind::Ingest)),
+        Some("wrong") => {
+            b = b.bearer_auth(minim_meta::generate_secret(minim_meta::KeyKind::Ingest))
+        }
         Some("revoked") => b = b.bearer_auth(server.revoked_key()),
         _ => {}
     }
@@ -101,7 +119,9 @@ fn assert_subset(want: &Value, got: &Value, ctx: &str) {
     match (want, got) {
         (Value::Object(w), Value::Object(g)) => {
             for (k, wv) in w {
-                let gv = g.get(k).unwrap_or_else(|| panic!("missing field {k:?}: {ctx}"));
+                let gv = g
+                    .get(k)
+                    .unwrap_or_else(|| panic!("missing field {k:?}: {ctx}"));
                 assert_subset(wv, gv, ctx);
             }
         }

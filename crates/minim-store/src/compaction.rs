@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use minim_core::time::day_of;
 
+use crate::Shared;
 use crate::error::Result;
 use crate::flush::publish_segment_gauges;
 use crate::manifest::{SegmentFile, SegmentMeta, segment_rel_path};
 use crate::memtable::PartitionKey;
 use crate::metrics as m;
 use crate::segment::{merge_sorted, read_segment, write_segment};
-use crate::Shared;
 
 pub(crate) fn run_loop(shared: Arc<Shared>) {
     let interval = Duration::from_millis(shared.cfg.compaction_interval_ms);
@@ -34,15 +34,24 @@ pub(crate) fn run_loop(shared: Arc<Shared>) {
 
 /// One pass over all partitions. Returns the number of partitions compacted.
 pub(crate) fn run_once(shared: &Shared) -> Result<usize> {
-    let _pass = shared.compaction_pass.lock().unwrap_or_else(PoisonError::into_inner);
+    let _pass = shared
+        .compaction_pass
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     let cfg = &shared.cfg;
     let today = day_of(cfg.clock.now_ms());
     let plans: Vec<Vec<Arc<SegmentFile>>> = {
-        let manifest = shared.manifest.lock().unwrap_or_else(PoisonError::into_inner);
+        let manifest = shared
+            .manifest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut parts: BTreeMap<PartitionKey, Vec<Arc<SegmentFile>>> = BTreeMap::new();
         for s in &manifest.segments {
             if (s.meta.rows as usize) < cfg.compaction_max_rows {
-                let key = PartitionKey { project: s.meta.project.clone(), day: s.meta.day };
+                let key = PartitionKey {
+                    project: s.meta.project.clone(),
+                    day: s.meta.day,
+                };
                 parts.entry(key).or_default().push(s.clone());
             }
         }
@@ -50,7 +59,11 @@ pub(crate) fn run_once(shared: &Shared) -> Result<usize> {
             .into_iter()
             .filter_map(|(key, mut segs)| {
                 // A cold partition (older than yesterday) is worth merging from two segments on.
-                let min = if key.day < today - 1 { 2 } else { cfg.compaction_min_segments };
+                let min = if key.day < today - 1 {
+                    2
+                } else {
+                    cfg.compaction_min_segments
+                };
                 segs.sort_by_key(|s| s.meta.id);
                 let mut picked = Vec::new();
                 let mut rows = 0usize;
@@ -86,9 +99,22 @@ fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
     let merged = merge_sorted(&batches)?;
     drop(batches);
     let first = &inputs[0].meta;
-    let id = shared.manifest.lock().unwrap_or_else(PoisonError::into_inner).allocate_segment_id();
-    let path = cfg.data_dir.join(segment_rel_path(&first.project, first.day, id));
-    let w = write_segment(&path, &first.project, first.day, &merged, cfg.row_group_rows, cfg.zstd_level)?;
+    let id = shared
+        .manifest
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .allocate_segment_id();
+    let path = cfg
+        .data_dir
+        .join(segment_rel_path(&first.project, first.day, id));
+    let w = write_segment(
+        &path,
+        &first.project,
+        first.day,
+        &merged,
+        cfg.row_group_rows,
+        cfg.zstd_level,
+    )?;
     debug_assert_eq!(w.rows, inputs.iter().map(|s| s.meta.rows).sum::<u64>());
     let meta = SegmentMeta {
         id,
@@ -101,7 +127,10 @@ fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
         level: 1,
     };
     let output = Arc::new(SegmentFile::new(&cfg.data_dir, meta));
-    let mut manifest = shared.manifest.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut manifest = shared
+        .manifest
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     let ids: Vec<u64> = inputs.iter().map(|s| s.meta.id).collect();
     let mut next = manifest.clone();
     next.segments.retain(|s| !ids.contains(&s.meta.id));
@@ -114,7 +143,11 @@ fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
     for s in inputs {
         s.mark_obsolete(); // deleted when the last snapshot drops it
     }
-    shared.view.write().unwrap_or_else(PoisonError::into_inner).segments = Arc::new(manifest.segments.clone());
+    shared
+        .view
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .segments = Arc::new(manifest.segments.clone());
     publish_segment_gauges(&manifest.segments);
     tracing::debug!(inputs = inputs.len(), rows = w.rows, "compacted partition");
     Ok(())

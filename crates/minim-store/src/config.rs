@@ -70,13 +70,19 @@ impl StoreConfig {
         let positive = [
             ("store.wal_queue_depth", self.wal_queue_depth as u64),
             ("store.wal_max_group_bytes", self.wal_max_group_bytes as u64),
-            ("store.wal_max_record_bytes", self.wal_max_record_bytes as u64),
+            (
+                "store.wal_max_record_bytes",
+                self.wal_max_record_bytes as u64,
+            ),
             ("store.memtable_max_bytes", self.memtable_max_bytes as u64),
             ("store.flush_interval_ms", self.flush_interval_ms),
             ("store.compaction_interval_ms", self.compaction_interval_ms),
             ("store.compaction_max_rows", self.compaction_max_rows as u64),
             ("store.row_group_rows", self.row_group_rows as u64),
-            ("store.dedupe_window_days", u64::from(self.dedupe_window_days)),
+            (
+                "store.dedupe_window_days",
+                u64::from(self.dedupe_window_days),
+            ),
         ];
         for (name, v) in positive {
             if v == 0 {

@@ -31,7 +31,11 @@ struct ProjectIndex {
 
 impl DedupeIndex {
     pub fn new(window_days: u32) -> Self {
-        Self { key: (rand::random(), rand::random()), window_days: window_days as i32, projects: HashMap::new() }
+        Self {
+            key: (rand::random(), rand::random()),
+            window_days: window_days as i32,
+            projects: HashMap::new(),
+        }
     }
 
     /// The keyed hash of an insert id within a project.
@@ -44,7 +48,9 @@ impl DedupeIndex {
     }
 
     pub fn contains(&self, project: &ProjectId, hash: u128) -> bool {
-        self.projects.get(project).is_some_and(|p| p.days.values().any(|s| s.contains(&hash)))
+        self.projects
+            .get(project)
+            .is_some_and(|p| p.days.values().any(|s| s.contains(&hash)))
     }
 
     /// Notes that `project` has an event on `day` (moves the window forward).
@@ -71,18 +77,27 @@ impl DedupeIndex {
     pub fn insert(&mut self, project: &ProjectId, day: i32, hash: u128) {
         self.observe_day(project, day);
         if self.in_window(project, day) {
-            self.project_mut(project).days.entry(day).or_default().insert(hash);
+            self.project_mut(project)
+                .days
+                .entry(day)
+                .or_default()
+                .insert(hash);
         }
     }
 
     /// Number of hashes held.
     pub fn len(&self) -> usize {
-        self.projects.values().flat_map(|p| p.days.values()).map(HashSet::len).sum()
+        self.projects
+            .values()
+            .flat_map(|p| p.days.values())
+            .map(HashSet::len)
+            .sum()
     }
 
     fn project_mut(&mut self, project: &ProjectId) -> &mut ProjectIndex {
         if !self.projects.contains_key(project) {
-            self.projects.insert(project.clone(), ProjectIndex::default());
+            self.projects
+                .insert(project.clone(), ProjectIndex::default());
         }
         self.projects.get_mut(project).expect("inserted above")
     }

@@ -31,12 +31,18 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// True when the caller should retry later (maps to 503 with Retry-After).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Overloaded | Self::Unavailable(_) | Self::ShuttingDown)
+        matches!(
+            self,
+            Self::Overloaded | Self::Unavailable(_) | Self::ShuttingDown
+        )
     }
 }
 

@@ -36,7 +36,11 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Job>) {
                     shared.flush_ok.store(true, Ordering::Release);
                     ::metrics::counter!(m::FLUSHES).increment(1);
                     ::metrics::histogram!(m::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
-                    tracing::debug!(rows, elapsed_ms = started.elapsed().as_millis() as u64, "memtable flushed");
+                    tracing::debug!(
+                        rows,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "memtable flushed"
+                    );
                     for w in job.waiters.drain(..) {
                         let _ = w.send(Ok(()));
                     }
@@ -50,9 +54,14 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Job>) {
                     for w in job.waiters.drain(..) {
                         let _ = w.send(Err(StoreError::Unavailable(format!("flush failed: {e}"))));
                     }
-                    if shared.shutting_down.load(Ordering::Acquire) && attempts >= SHUTDOWN_ATTEMPTS {
+                    if shared.shutting_down.load(Ordering::Acquire) && attempts >= SHUTDOWN_ATTEMPTS
+                    {
                         // Leave the data to WAL replay on the next start.
-                        shared.view.write().unwrap_or_else(PoisonError::into_inner).frozen = None;
+                        shared
+                            .view
+                            .write()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .frozen = None;
                         break;
                     }
                     std::thread::sleep(backoff);
@@ -66,17 +75,32 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Job>) {
 /// Writes every partition of the job's memtable, then commits them in one manifest swap.
 fn flush(shared: &Shared, job: &Job) -> Result<usize> {
     let cfg = &shared.cfg;
-    cfg.faults.flush().map_err(|e| StoreError::io(&cfg.data_dir, e))?;
+    cfg.faults
+        .flush()
+        .map_err(|e| StoreError::io(&cfg.data_dir, e))?;
     let mut written: Vec<SegmentFile> = Vec::new();
     let res = (|| {
         for (key, chunks) in job.mem.partitions() {
             let batch = events_to_batch(chunks.iter().flat_map(|c| c.iter()))?;
-            let id = shared.manifest.lock().unwrap_or_else(PoisonError::into_inner).allocate_segment_id();
-            let path = cfg.data_dir.join(segment_rel_path(&key.project, key.day, id));
+            let id = shared
+                .manifest
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .allocate_segment_id();
+            let path = cfg
+                .data_dir
+                .join(segment_rel_path(&key.project, key.day, id));
             if let Some(dir) = path.parent() {
                 create_dir_durable(dir)?;
             }
-            let w = write_segment(&path, &key.project, key.day, &batch, cfg.row_group_rows, cfg.zstd_level)?;
+            let w = write_segment(
+                &path,
+                &key.project,
+                key.day,
+                &batch,
+                cfg.row_group_rows,
+                cfg.zstd_level,
+            )?;
             let meta = SegmentMeta {
                 id,
                 project: key.project.clone(),
@@ -96,9 +120,16 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
         return Err(e);
     }
     let rows = job.mem.rows();
-    let mut manifest = shared.manifest.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut manifest = shared
+        .manifest
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     let mut next = manifest.clone();
-    next.segments.extend(written.iter().map(|s| Arc::new(SegmentFile::new(&cfg.data_dir, s.meta.clone()))));
+    next.segments.extend(
+        written
+            .iter()
+            .map(|s| Arc::new(SegmentFile::new(&cfg.data_dir, s.meta.clone()))),
+    );
     next.wal_replay_from = job.wal_replay_from;
     if let Err(e) = next.store(&cfg.data_dir) {
         drop(manifest);
@@ -128,5 +159,6 @@ fn discard(files: Vec<SegmentFile>) {
 
 pub(crate) fn publish_segment_gauges(segments: &[Arc<SegmentFile>]) {
     ::metrics::gauge!(m::SEGMENTS).set(segments.len() as f64);
-    ::metrics::gauge!(m::SEGMENT_BYTES).set(segments.iter().map(|s| s.meta.bytes).sum::<u64>() as f64);
+    ::metrics::gauge!(m::SEGMENT_BYTES)
+        .set(segments.iter().map(|s| s.meta.bytes).sum::<u64>() as f64);
 }

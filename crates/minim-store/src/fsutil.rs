@@ -8,7 +8,9 @@ use crate::error::{Result, StoreError};
 
 /// fsyncs a directory so that entries created, renamed or removed in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))
 }
 
 /// Creates `dir` (and parents) and fsyncs every directory whose entries changed.
@@ -39,7 +41,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .write(true)
         .open(&tmp)
         .map_err(|e| StoreError::io(&tmp, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| StoreError::io(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| StoreError::io(&tmp, e))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
     match path.parent() {

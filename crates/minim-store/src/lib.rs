@@ -116,17 +116,25 @@ impl Store {
         rx.blocking_recv().map_err(|_| StoreError::ShuttingDown)?
     }
 
-    fn enqueue(&self, batch: EventBatch) -> Result<tokio::sync::oneshot::Receiver<Result<AppendOutcome>>> {
+    fn enqueue(
+        &self,
+        batch: EventBatch,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<AppendOutcome>>> {
         if self.shared.shutting_down.load(Ordering::Acquire) {
             return Err(StoreError::ShuttingDown);
         }
         if !self.shared.wal_ok.load(Ordering::Acquire) {
-            return Err(StoreError::Unavailable("the write-ahead log is not writable".into()));
+            return Err(StoreError::Unavailable(
+                "the write-ahead log is not writable".into(),
+            ));
         }
         let (resp, rx) = tokio::sync::oneshot::channel();
         let depth = self.shared.queue_depth.fetch_add(1, Ordering::AcqRel) + 1;
         ::metrics::gauge!(metrics::WAL_QUEUE_DEPTH).set(depth as f64);
-        match self.tx.try_send(writer::Msg::Append(writer::Request { batch, resp })) {
+        match self
+            .tx
+            .try_send(writer::Msg::Append(writer::Request { batch, resp }))
+        {
             Ok(()) => Ok(rx),
             Err(e) => {
                 self.shared.queue_depth.fetch_sub(1, Ordering::AcqRel);
@@ -174,7 +182,9 @@ impl Store {
     /// Freezes the memtable and waits until it is in segments (tests, shutdown, tools).
     pub fn flush(&self) -> Result<()> {
         let (tx, rx) = std::sync::mpsc::channel();
-        self.tx.send(writer::Msg::Flush(tx)).map_err(|_| StoreError::ShuttingDown)?;
+        self.tx
+            .send(writer::Msg::Flush(tx))
+            .map_err(|_| StoreError::ShuttingDown)?;
         rx.recv().map_err(|_| StoreError::ShuttingDown)?
     }
 

@@ -59,7 +59,10 @@ pub struct SegmentMeta {
 
 /// Relative path of a segment under the data directory.
 pub fn segment_rel_path(project: &ProjectId, day: i32, id: u64) -> PathBuf {
-    PathBuf::from("segments").join(project.as_str()).join(day_string(day)).join(format!("{id:020}.parquet"))
+    PathBuf::from("segments")
+        .join(project.as_str())
+        .join(day_string(day))
+        .join(format!("{id:020}.parquet"))
 }
 
 /// A live segment file. When compaction replaces it, it is marked obsolete and the
@@ -74,7 +77,11 @@ pub struct SegmentFile {
 impl SegmentFile {
     pub fn new(data_dir: &Path, meta: SegmentMeta) -> Self {
         let path = data_dir.join(segment_rel_path(&meta.project, meta.day, meta.id));
-        Self { meta, path, obsolete: AtomicBool::new(false) }
+        Self {
+            meta,
+            path,
+            obsolete: AtomicBool::new(false),
+        }
     }
 
     pub fn mark_obsolete(&self) {
@@ -109,13 +116,18 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(StoreError::io(&path, e)),
         };
-        let corrupt = |reason: String| StoreError::Corrupt { path: path.clone(), reason };
-        let probe: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        let probe: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         let version = probe.get("version").and_then(serde_json::Value::as_u64);
         if version != Some(u64::from(MANIFEST_VERSION)) {
             return Err(corrupt(format!("unsupported manifest version {version:?}")));
         }
-        let file: ManifestFileV1 = serde_json::from_value(probe).map_err(|e| corrupt(e.to_string()))?;
+        let file: ManifestFileV1 =
+            serde_json::from_value(probe).map_err(|e| corrupt(e.to_string()))?;
         let mut segments = Vec::with_capacity(file.segments.len());
         for s in file.segments {
             let project = ProjectId::new(s.project).map_err(|e| corrupt(e.to_string()))?;
@@ -189,15 +201,31 @@ mod tests {
         let mut m = Manifest::default();
         let p = ProjectId::new("p").unwrap();
         let id = m.allocate_segment_id();
-        let meta = SegmentMeta { id, project: p, day: 20000, rows: 3, bytes: 10, min_ts_ms: 1, max_ts_ms: 2, level: 0 };
-        m.segments.push(Arc::new(SegmentFile::new(dir.path(), meta.clone())));
+        let meta = SegmentMeta {
+            id,
+            project: p,
+            day: 20000,
+            rows: 3,
+            bytes: 10,
+            min_ts_ms: 1,
+            max_ts_ms: 2,
+            level: 0,
+        };
+        m.segments
+            .push(Arc::new(SegmentFile::new(dir.path(), meta.clone())));
         m.wal_replay_from = 4;
         m.store(dir.path()).unwrap();
         let back = Manifest::load(dir.path()).unwrap();
         assert_eq!(back.segments[0].meta, meta);
-        assert_eq!((back.wal_replay_from, back.next_segment_id, back.generation), (4, id, 1));
+        assert_eq!(
+            (back.wal_replay_from, back.next_segment_id, back.generation),
+            (4, id, 1)
+        );
 
         std::fs::write(dir.path().join(MANIFEST_FILE), br#"{"version": 99}"#).unwrap();
-        assert!(matches!(Manifest::load(dir.path()), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            Manifest::load(dir.path()),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }

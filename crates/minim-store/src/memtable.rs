@@ -48,8 +48,14 @@ impl Memtable {
     }
 
     fn push(&mut self, project: &ProjectId, day: i32, events: Vec<Event>) {
-        let key = PartitionKey { project: project.clone(), day };
-        self.partitions.entry(key).or_default().push(Arc::new(events));
+        let key = PartitionKey {
+            project: project.clone(),
+            day,
+        };
+        self.partitions
+            .entry(key)
+            .or_default()
+            .push(Arc::new(events));
     }
 
     pub fn bytes(&self) -> usize {
@@ -73,7 +79,10 @@ impl Memtable {
     }
 
     /// Chunks of one project (all days), for snapshots.
-    pub fn chunks_of<'a>(&'a self, project: &'a ProjectId) -> impl Iterator<Item = (i32, &'a Arc<Vec<Event>>)> + 'a {
+    pub fn chunks_of<'a>(
+        &'a self,
+        project: &'a ProjectId,
+    ) -> impl Iterator<Item = (i32, &'a Arc<Vec<Event>>)> + 'a {
         self.partitions
             .iter()
             .filter(move |(k, _)| &k.project == project)
@@ -99,7 +108,10 @@ mod tests {
         let mut m = Memtable::default();
         m.insert(&p, vec![mk(0), mk(86_400_000), mk(1)], 5);
         assert_eq!(m.rows(), 3);
-        let parts: Vec<_> = m.partitions().map(|(k, c)| (k.day, c.iter().map(|c| c.len()).sum::<usize>())).collect();
+        let parts: Vec<_> = m
+            .partitions()
+            .map(|(k, c)| (k.day, c.iter().map(|c| c.len()).sum::<usize>()))
+            .collect();
         assert_eq!(parts, vec![(0, 2), (1, 1)]);
         assert_eq!(m.first_insert_ms(), Some(5));
     }

@@ -23,11 +23,20 @@ pub const SEGMENT_BYTES: &str = "minim_store_segment_bytes";
 pub fn describe() {
     use ::metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(WAL_BYTES, "Bytes appended to the write-ahead log.");
-    describe_counter!(WAL_RECORDS, "Records (one per ingest batch) appended to the WAL.");
+    describe_counter!(
+        WAL_RECORDS,
+        "Records (one per ingest batch) appended to the WAL."
+    );
     describe_counter!(WAL_GROUP_COMMITS, "Group commits (one fsync each).");
-    describe_histogram!(WAL_FSYNC_SECONDS, "Latency of WAL write+fsync per group commit.");
+    describe_histogram!(
+        WAL_FSYNC_SECONDS,
+        "Latency of WAL write+fsync per group commit."
+    );
     describe_counter!(WAL_ERRORS, "WAL write or fsync failures.");
-    describe_gauge!(WAL_QUEUE_DEPTH, "Append requests waiting for the WAL writer.");
+    describe_gauge!(
+        WAL_QUEUE_DEPTH,
+        "Append requests waiting for the WAL writer."
+    );
     describe_counter!(EVENTS_STORED, "Events made durable.");
     describe_counter!(EVENTS_DEDUPLICATED, "Events dropped as repeated insert_id.");
     describe_gauge!(DEDUPE_KEYS, "insert_id hashes held by the dedupe index.");

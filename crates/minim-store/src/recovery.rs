@@ -22,7 +22,10 @@ use crate::writer::Writer;
 use crate::{Shared, Store, StoreConfig, View, compaction, flush, segments_dir, wal_dir};
 
 pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
-    cfg.validate().map_err(|reason| StoreError::Corrupt { path: cfg.data_dir.clone(), reason })?;
+    cfg.validate().map_err(|reason| StoreError::Corrupt {
+        path: cfg.data_dir.clone(),
+        reason,
+    })?;
     let dir = cfg.data_dir.clone();
     create_dir_durable(&wal_dir(&dir))?;
     create_dir_durable(&segments_dir(&dir))?;
@@ -35,7 +38,11 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
     let wal_dir = wal_dir(&dir);
     let files = wal::list_files(&wal_dir)?;
     wal::remove_below(&wal_dir, manifest.wal_replay_from)?;
-    let replay: Vec<u64> = files.iter().copied().filter(|&n| n >= manifest.wal_replay_from).collect();
+    let replay: Vec<u64> = files
+        .iter()
+        .copied()
+        .filter(|&n| n >= manifest.wal_replay_from)
+        .collect();
     let mut batches: Vec<EventBatch> = Vec::new();
     let mut seq = 0u64;
     for (i, &no) in replay.iter().enumerate() {
@@ -99,7 +106,9 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
         active.insert(&project, keep, now);
     }
 
-    let next_file = replay.last().map_or(manifest.wal_replay_from.max(1), |n| n + 1);
+    let next_file = replay
+        .last()
+        .map_or(manifest.wal_replay_from.max(1), |n| n + 1);
     let wal = WalWriter::create(&wal_dir, next_file, cfg.faults.clone())?;
     tracing::info!(
         segments = manifest.segments.len(),
@@ -110,7 +119,11 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
     );
     publish_segment_gauges(&manifest.segments);
 
-    let view = View { segments: Arc::new(manifest.segments.clone()), active, frozen: None };
+    let view = View {
+        segments: Arc::new(manifest.segments.clone()),
+        active,
+        frozen: None,
+    };
     let shared = Arc::new(Shared {
         view: RwLock::new(view),
         manifest: Mutex::new(manifest),
@@ -135,7 +148,10 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
         last_recovery_attempt: None,
     };
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-        std::thread::Builder::new().name(name.to_owned()).spawn(f).map_err(|e| StoreError::io(&dir, e))
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(f)
+            .map_err(|e| StoreError::io(&dir, e))
     };
     let s1 = shared.clone();
     let s2 = shared.clone();
@@ -144,7 +160,12 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
         spawn("minim-flush", Box::new(move || flush::run(s1, flush_rx)))?,
         spawn("minim-compact", Box::new(move || compaction::run_loop(s2)))?,
     ];
-    Ok(Store { shared, tx, threads: Mutex::new(threads), _lock: lock })
+    Ok(Store {
+        shared,
+        tx,
+        threads: Mutex::new(threads),
+        _lock: lock,
+    })
 }
 
 /// Takes an exclusive advisory lock on `DIR/LOCK` for the life of the store.
@@ -165,7 +186,11 @@ fn lock_dir(dir: &Path) -> Result<File> {
 
 /// Deletes segment files no manifest lists and leftover temporary files.
 fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
-    let live: HashSet<&Path> = manifest.segments.iter().map(|s: &Arc<SegmentFile>| s.path.as_path()).collect();
+    let live: HashSet<&Path> = manifest
+        .segments
+        .iter()
+        .map(|s: &Arc<SegmentFile>| s.path.as_path())
+        .collect();
     let root = segments_dir(dir);
     let mut removed = 0usize;
     for project in read_dir(&root)? {
@@ -179,7 +204,10 @@ fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
         }
     }
     if removed > 0 {
-        tracing::info!(removed, "removed segment files of interrupted flushes or compactions");
+        tracing::info!(
+            removed,
+            "removed segment files of interrupted flushes or compactions"
+        );
     }
     let tmp = dir.join("manifest.tmp");
     if tmp.exists() {

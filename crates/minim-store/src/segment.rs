@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder,
+    Array, ArrayRef, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
+    TimestampMillisecondBuilder,
 };
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -54,7 +55,11 @@ pub fn schema() -> SchemaRef {
 /// Builds a record batch from events, sorted by (distinct_id, timestamp).
 pub fn events_to_batch<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<RecordBatch> {
     let mut evs: Vec<&Event> = events.into_iter().collect();
-    evs.sort_by(|a, b| a.distinct_id.cmp(&b.distinct_id).then(a.timestamp_ms.cmp(&b.timestamp_ms)));
+    evs.sort_by(|a, b| {
+        a.distinct_id
+            .cmp(&b.distinct_id)
+            .then(a.timestamp_ms.cmp(&b.timestamp_ms))
+    });
     let n = evs.len();
     let mut ts = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut recv = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
@@ -85,8 +90,14 @@ pub fn events_to_batch<'a>(events: impl IntoIterator<Item = &'a Event>) -> Resul
 pub fn merge_sorted(batches: &[RecordBatch]) -> Result<RecordBatch> {
     let all = concat_batches(&schema(), batches).map_err(|e| parquet_err("<merge>", e))?;
     let sort = [
-        SortColumn { values: all.column(2).clone(), options: None },
-        SortColumn { values: all.column(0).clone(), options: None },
+        SortColumn {
+            values: all.column(2).clone(),
+            options: None,
+        },
+        SortColumn {
+            values: all.column(0).clone(),
+            options: None,
+        },
     ];
     let idx = lexsort_to_indices(&sort, None).map_err(|e| parquet_err("<merge>", e))?;
     take_record_batch(&all, &idx).map_err(|e| parquet_err("<merge>", e))
@@ -126,17 +137,26 @@ pub fn write_segment(
         .set_key_value_metadata(Some(meta))
         .build();
     let file = File::create(path).map_err(|e| StoreError::io(path, e))?;
-    let mut w = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| parquet_err(path, e))?;
+    let mut w =
+        ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| parquet_err(path, e))?;
     w.write(batch).map_err(|e| parquet_err(path, e))?;
     let file = w.into_inner().map_err(|e| parquet_err(path, e))?;
     file.sync_all().map_err(|e| StoreError::io(path, e))?;
     let bytes = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
     let (min_ts_ms, max_ts_ms) = ts_range(batch);
-    Ok(WrittenSegment { rows: batch.num_rows() as u64, bytes, min_ts_ms, max_ts_ms })
+    Ok(WrittenSegment {
+        rows: batch.num_rows() as u64,
+        bytes,
+        min_ts_ms,
+        max_ts_ms,
+    })
 }
 
 fn ts_range(batch: &RecordBatch) -> (i64, i64) {
-    let ts = batch.column(0).as_any().downcast_ref::<TimestampMillisecondArray>();
+    let ts = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>();
     let min = ts.and_then(arrow::compute::min).unwrap_or(0);
     let max = ts.and_then(arrow::compute::max).unwrap_or(0);
     (min, max)
@@ -146,9 +166,12 @@ fn ts_range(batch: &RecordBatch) -> (i64, i64) {
 /// those columns (by name) when given.
 pub fn read_segment(path: &Path, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
     let kv = builder.metadata().file_metadata().key_value_metadata();
-    let version = kv.and_then(|kv| kv.iter().find(|k| k.key == META_VERSION)).and_then(|k| k.value.clone());
+    let version = kv
+        .and_then(|kv| kv.iter().find(|k| k.key == META_VERSION))
+        .and_then(|k| k.value.clone());
     if version.as_deref() != Some(SEGMENT_VERSION) {
         return Err(StoreError::Corrupt {
             path: path.to_path_buf(),
@@ -158,14 +181,19 @@ pub fn read_segment(path: &Path, columns: Option<&[&str]>) -> Result<Vec<RecordB
     let builder = match columns {
         Some(cols) => {
             let schema = builder.schema().clone();
-            let idx: Vec<usize> = cols.iter().filter_map(|c| schema.index_of(c).ok()).collect();
+            let idx: Vec<usize> = cols
+                .iter()
+                .filter_map(|c| schema.index_of(c).ok())
+                .collect();
             let mask = ProjectionMask::roots(builder.parquet_schema(), idx);
             builder.with_projection(mask)
         }
         None => builder,
     };
     let reader = builder.build().map_err(|e| parquet_err(path, e))?;
-    reader.map(|b| b.map_err(|e| parquet_err(path, e))).collect()
+    reader
+        .map(|b| b.map_err(|e| parquet_err(path, e)))
+        .collect()
 }
 
 /// The insert ids stored in a segment (for rebuilding the dedupe index).
@@ -201,17 +229,30 @@ pub fn batch_to_events(batch: &RecordBatch, path: &Path) -> Result<Vec<Event>> {
 fn string_col<'a>(b: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a StringArray> {
     b.column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-        .ok_or_else(|| StoreError::Corrupt { path: path.to_path_buf(), reason: format!("column {name} missing or mistyped") })
+        .ok_or_else(|| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("column {name} missing or mistyped"),
+        })
 }
 
-fn ts_col<'a>(b: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a TimestampMillisecondArray> {
+fn ts_col<'a>(
+    b: &'a RecordBatch,
+    name: &str,
+    path: &Path,
+) -> Result<&'a TimestampMillisecondArray> {
     b.column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
-        .ok_or_else(|| StoreError::Corrupt { path: path.to_path_buf(), reason: format!("column {name} missing or mistyped") })
+        .ok_or_else(|| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("column {name} missing or mistyped"),
+        })
 }
 
 fn parquet_err(path: impl AsRef<Path>, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Parquet { path: path.as_ref().to_path_buf(), reason: e.to_string() }
+    StoreError::Parquet {
+        path: path.as_ref().to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -238,9 +279,15 @@ mod tests {
         let p = ProjectId::new("p").unwrap();
         let w = write_segment(&path, &p, 0, &batch, 1024, 3).unwrap();
         assert_eq!((w.rows, w.min_ts_ms, w.max_ts_ms), (4, 1, 3));
-        let back: Vec<Event> =
-            read_segment(&path, None).unwrap().iter().flat_map(|b| batch_to_events(b, &path).unwrap()).collect();
-        let order: Vec<_> = back.iter().map(|e| (e.distinct_id.as_str(), e.timestamp_ms)).collect();
+        let back: Vec<Event> = read_segment(&path, None)
+            .unwrap()
+            .iter()
+            .flat_map(|b| batch_to_events(b, &path).unwrap())
+            .collect();
+        let order: Vec<_> = back
+            .iter()
+            .map(|e| (e.distinct_id.as_str(), e.timestamp_ms))
+            .collect();
         assert_eq!(order, vec![("a", 1), ("a", 2), ("b", 1), ("b", 3)]);
         assert_eq!(read_insert_ids(&path).unwrap().len(), 4);
     }
@@ -251,7 +298,10 @@ mod tests {
         let b = events_to_batch(&[ev("a", 1), ev("b", 9)]).unwrap();
         let m = merge_sorted(&[a, b]).unwrap();
         let evs = batch_to_events(&m, Path::new("x")).unwrap();
-        let order: Vec<_> = evs.iter().map(|e| (e.distinct_id.as_str(), e.timestamp_ms)).collect();
+        let order: Vec<_> = evs
+            .iter()
+            .map(|e| (e.distinct_id.as_str(), e.timestamp_ms))
+            .collect();
         assert_eq!(order, vec![("a", 1), ("a", 5), ("b", 9), ("c", 1)]);
     }
 

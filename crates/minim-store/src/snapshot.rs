@@ -4,11 +4,11 @@ use std::sync::{Arc, PoisonError};
 
 use minim_core::{Event, ProjectId};
 
+use crate::Shared;
 use crate::error::Result;
 use crate::manifest::SegmentFile;
 use crate::memtable::PartitionKey;
 use crate::segment::{batch_to_events, read_segment};
-use crate::Shared;
 
 /// Everything acknowledged at the moment it was taken. Holding it keeps its segment
 /// files alive even if compaction replaces them.
@@ -21,19 +21,31 @@ pub struct Snapshot {
 pub(crate) fn take(shared: &Shared) -> Snapshot {
     let v = shared.view.read().unwrap_or_else(PoisonError::into_inner);
     let mut memtable = Vec::new();
-    for mem in v.frozen.iter().map(Arc::as_ref).chain(std::iter::once(&v.active)) {
+    for mem in v
+        .frozen
+        .iter()
+        .map(Arc::as_ref)
+        .chain(std::iter::once(&v.active))
+    {
         for (key, chunks) in mem.partitions() {
             memtable.extend(chunks.iter().map(|c| (key.clone(), c.clone())));
         }
     }
-    Snapshot { segments: v.segments.clone(), memtable }
+    Snapshot {
+        segments: v.segments.clone(),
+        memtable,
+    }
 }
 
 impl Snapshot {
     /// Total rows visible in this snapshot.
     pub fn rows(&self) -> u64 {
         self.segments.iter().map(|s| s.meta.rows).sum::<u64>()
-            + self.memtable.iter().map(|(_, c)| c.len() as u64).sum::<u64>()
+            + self
+                .memtable
+                .iter()
+                .map(|(_, c)| c.len() as u64)
+                .sum::<u64>()
     }
 
     /// Every event of `project` (segments, then memtable). For tests, tools and the

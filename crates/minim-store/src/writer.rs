@@ -66,7 +66,12 @@ impl Writer {
                 match msg {
                     Msg::Append(r) => {
                         self.shared.queue_depth.fetch_sub(1, Ordering::AcqRel);
-                        group_bytes += r.batch.events.iter().map(|e| e.approx_bytes()).sum::<usize>();
+                        group_bytes += r
+                            .batch
+                            .events
+                            .iter()
+                            .map(|e| e.approx_bytes())
+                            .sum::<usize>();
                         appends.push(r);
                     }
                     Msg::Flush(tx) => self.flush_waiters.push(tx),
@@ -76,7 +81,8 @@ impl Writer {
                     next = self.rx.try_recv().ok();
                 }
             }
-            ::metrics::gauge!(m::WAL_QUEUE_DEPTH).set(self.shared.queue_depth.load(Ordering::Acquire) as f64);
+            ::metrics::gauge!(m::WAL_QUEUE_DEPTH)
+                .set(self.shared.queue_depth.load(Ordering::Acquire) as f64);
             if !appends.is_empty() {
                 self.commit(appends);
             }
@@ -144,7 +150,9 @@ impl Writer {
                 tracing::error!(error = %e, file_no = self.wal.file_no(), "WAL write failed; refusing writes until the disk recovers");
                 self.last_recovery_attempt = Some(Instant::now());
                 for (resp, ..) in staged {
-                    let _ = resp.send(Err(StoreError::Unavailable("the write-ahead log is not writable".into())));
+                    let _ = resp.send(Err(StoreError::Unavailable(
+                        "the write-ahead log is not writable".into(),
+                    )));
                 }
                 return;
             }
@@ -155,14 +163,24 @@ impl Writer {
         let now = self.shared.cfg.clock.now_ms();
         let mut answers = Vec::with_capacity(staged.len());
         {
-            let mut view = self.shared.view.write().unwrap_or_else(PoisonError::into_inner);
+            let mut view = self
+                .shared
+                .view
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             for (resp, project, keep, keys, dups) in staged {
                 for (day, h) in keys {
                     self.dedupe.insert(&project, day, h);
                 }
                 let stored = keep.len();
                 view.active.insert(&project, keep, now);
-                answers.push((resp, AppendOutcome { stored, duplicates: dups }));
+                answers.push((
+                    resp,
+                    AppendOutcome {
+                        stored,
+                        duplicates: dups,
+                    },
+                ));
             }
             ::metrics::gauge!(m::MEMTABLE_BYTES).set(view.active.bytes() as f64);
             ::metrics::gauge!(m::MEMTABLE_ROWS).set(view.active.rows() as f64);
@@ -177,12 +195,19 @@ impl Writer {
 
     /// The memtable is at twice its flush size and a flush is still running.
     fn over_hard_cap(&self) -> bool {
-        let v = self.shared.view.read().unwrap_or_else(PoisonError::into_inner);
+        let v = self
+            .shared
+            .view
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         v.frozen.is_some() && v.active.bytes() >= 2 * self.shared.cfg.memtable_max_bytes
     }
 
     fn try_recover(&mut self) {
-        if self.last_recovery_attempt.is_some_and(|t| t.elapsed() < RECOVERY_INTERVAL) {
+        if self
+            .last_recovery_attempt
+            .is_some_and(|t| t.elapsed() < RECOVERY_INTERVAL)
+        {
             return;
         }
         self.last_recovery_attempt = Some(Instant::now());
@@ -199,8 +224,17 @@ impl Writer {
     fn maybe_freeze(&mut self, force: bool) {
         let cfg = &self.shared.cfg;
         let (bytes, first, busy, empty) = {
-            let v = self.shared.view.read().unwrap_or_else(PoisonError::into_inner);
-            (v.active.bytes(), v.active.first_insert_ms(), v.frozen.is_some(), v.active.is_empty())
+            let v = self
+                .shared
+                .view
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            (
+                v.active.bytes(),
+                v.active.first_insert_ms(),
+                v.frozen.is_some(),
+                v.active.is_empty(),
+            )
         };
         let now = cfg.clock.now_ms();
         let due = force
@@ -231,14 +265,22 @@ impl Writer {
             }
         };
         let frozen = {
-            let mut v = self.shared.view.write().unwrap_or_else(PoisonError::into_inner);
+            let mut v = self
+                .shared
+                .view
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             let mem = Arc::new(std::mem::take(&mut v.active));
             v.frozen = Some(mem.clone());
             mem
         };
         ::metrics::gauge!(m::MEMTABLE_BYTES).set(0.0);
         ::metrics::gauge!(m::MEMTABLE_ROWS).set(0.0);
-        let job = Job { mem: frozen, wal_replay_from: new_file, waiters: std::mem::take(&mut self.flush_waiters) };
+        let job = Job {
+            mem: frozen,
+            wal_replay_from: new_file,
+            waiters: std::mem::take(&mut self.flush_waiters),
+        };
         if let Some(tx) = &self.flush_tx {
             let _ = tx.send(job);
         }
@@ -246,7 +288,9 @@ impl Writer {
 
     fn fail_flush_waiters(&mut self) {
         for w in self.flush_waiters.drain(..) {
-            let _ = w.send(Err(StoreError::Unavailable("the write-ahead log is not writable".into())));
+            let _ = w.send(Err(StoreError::Unavailable(
+                "the write-ahead log is not writable".into(),
+            )));
         }
     }
 
@@ -268,7 +312,14 @@ impl Writer {
         }
         // Wait for an in-flight flush (the flusher gives up after a few failed attempts
         // once shutdown began, leaving the data in the WAL), then flush the rest.
-        while self.shared.view.read().unwrap_or_else(PoisonError::into_inner).frozen.is_some() {
+        while self
+            .shared
+            .view
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .frozen
+            .is_some()
+        {
             std::thread::sleep(Duration::from_millis(5));
         }
         let (tx, rx) = std::sync::mpsc::channel();

@@ -106,7 +106,10 @@ proptest! {
 fn second_open_of_a_held_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _a = Store::open(cfg(dir.path())).unwrap();
-    assert!(matches!(Store::open(cfg(dir.path())), Err(StoreError::Locked(_))));
+    assert!(matches!(
+        Store::open(cfg(dir.path())),
+        Err(StoreError::Locked(_))
+    ));
 }
 
 #[test]
@@ -115,7 +118,12 @@ fn unflushed_events_survive_a_restart_via_wal_replay() {
     let p = ProjectId::new("p").unwrap();
     {
         let store = Store::open(cfg(dir.path())).unwrap();
-        store.append_blocking(EventBatch { project: p.clone(), events: (0..10).map(|i| ev(i, 0, 1)).collect() }).unwrap();
+        store
+            .append_blocking(EventBatch {
+                project: p.clone(),
+                events: (0..10).map(|i| ev(i, 0, 1)).collect(),
+            })
+            .unwrap();
         // Simulate a crash: the threads stop without a final flush.
         let snap = store.snapshot();
         assert_eq!(snap.rows(), 10);
@@ -126,10 +134,16 @@ fn unflushed_events_survive_a_restart_via_wal_replay() {
         copy_dir(dir.path(), copy.path());
         let reopened = Store::open(cfg(copy.path())).unwrap();
         assert_eq!(reopened.snapshot().rows(), 10);
-        assert!(reopened.snapshot().segments.is_empty(), "replayed into the memtable");
+        assert!(
+            reopened.snapshot().segments.is_empty(),
+            "replayed into the memtable"
+        );
         // Replay remembered the ids: a retry is deduplicated.
         let out = reopened
-            .append_blocking(EventBatch { project: p.clone(), events: (0..10).map(|i| ev(i, 0, 1)).collect() })
+            .append_blocking(EventBatch {
+                project: p.clone(),
+                events: (0..10).map(|i| ev(i, 0, 1)).collect(),
+            })
             .unwrap();
         assert_eq!((out.stored, out.duplicates), (0, 10));
     }
@@ -142,28 +156,58 @@ fn failed_fsync_refuses_writes_reports_unready_and_recovers() {
     let faults = c.faults.clone();
     let store = Store::open(c).unwrap();
     let p = ProjectId::new("p").unwrap();
-    store.append_blocking(EventBatch { project: p.clone(), events: vec![ev(1, 0, 1)] }).unwrap();
+    store
+        .append_blocking(EventBatch {
+            project: p.clone(),
+            events: vec![ev(1, 0, 1)],
+        })
+        .unwrap();
     faults.set_fail_wal_sync(true);
-    let err = store.append_blocking(EventBatch { project: p.clone(), events: vec![ev(2, 0, 1)] }).unwrap_err();
+    let err = store
+        .append_blocking(EventBatch {
+            project: p.clone(),
+            events: vec![ev(2, 0, 1)],
+        })
+        .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(matches!(store.health(), Health::Unready(_)));
     // Still failing: nothing is acknowledged.
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    assert!(store.append_blocking(EventBatch { project: p.clone(), events: vec![ev(3, 0, 1)] }).is_err());
+    assert!(
+        store
+            .append_blocking(EventBatch {
+                project: p.clone(),
+                events: vec![ev(3, 0, 1)]
+            })
+            .is_err()
+    );
     faults.set_fail_wal_sync(false);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while store.health() != Health::Ready {
-        assert!(std::time::Instant::now() < deadline, "store did not recover");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "store did not recover"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // The failed event was never acknowledged, so its retry is stored.
-    let out = store.append_blocking(EventBatch { project: p.clone(), events: vec![ev(2, 0, 1)] }).unwrap();
+    let out = store
+        .append_blocking(EventBatch {
+            project: p.clone(),
+            events: vec![ev(2, 0, 1)],
+        })
+        .unwrap();
     assert_eq!(out.stored, 1);
     store.shutdown().unwrap();
     drop(store);
     let store = Store::open(cfg(dir.path())).unwrap();
-    let ids: Vec<String> =
-        store.snapshot().events(&p).unwrap().into_iter().filter_map(|e| e.insert_id).collect::<Vec<_>>();
+    let ids: Vec<String> = store
+        .snapshot()
+        .events(&p)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.insert_id)
+        .collect::<Vec<_>>();
     assert!(ids.contains(&"id-1".to_owned()) && ids.contains(&"id-2".to_owned()));
     assert_eq!(ids.iter().filter(|i| *i == "id-2").count(), 1);
 }
@@ -175,7 +219,12 @@ fn failed_flush_keeps_data_and_reports_unready() {
     let faults = c.faults.clone();
     let store = Store::open(c).unwrap();
     let p = ProjectId::new("p").unwrap();
-    store.append_blocking(EventBatch { project: p.clone(), events: (0..5).map(|i| ev(i, 0, 1)).collect() }).unwrap();
+    store
+        .append_blocking(EventBatch {
+            project: p.clone(),
+            events: (0..5).map(|i| ev(i, 0, 1)).collect(),
+        })
+        .unwrap();
     faults.set_fail_flush(true);
     assert!(store.flush().is_err());
     assert!(matches!(store.health(), Health::Unready(_)));
@@ -183,7 +232,10 @@ fn failed_flush_keeps_data_and_reports_unready() {
     faults.set_fail_flush(false);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while store.health() != Health::Ready {
-        assert!(std::time::Instant::now() < deadline, "flush did not recover");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flush did not recover"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let snap = store.snapshot();

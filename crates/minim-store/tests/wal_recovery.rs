@@ -18,7 +18,10 @@ fn batch(project: &str, seed: u64, n: usize) -> EventBatch {
             received_at_ms: 1,
         })
         .collect();
-    EventBatch { project: ProjectId::new(project).unwrap(), events }
+    EventBatch {
+        project: ProjectId::new(project).unwrap(),
+        events,
+    }
 }
 
 /// Builds a WAL image and the end offset of every record.

@@ -18,7 +18,7 @@ use minim_store::StoreConfig;
 pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
-    pub log: LogConfig,
+    pub logging: LogConfig,
     pub server: ServerConfig,
     pub ingest: IngestLimits,
     pub store: StoreConfig,
@@ -42,7 +42,10 @@ pub enum LogFormat {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Text, level: "info".into() }
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -51,7 +54,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("./minim-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            log: LogConfig::default(),
+            logging: LogConfig::default(),
             server: ServerConfig::default(),
             ingest: IngestLimits::default(),
             store: StoreConfig::default(),
@@ -61,7 +64,7 @@ impl Default for Config {
 
 /// Top-level keys that environment variables may set; other `MINIM_*` variables
 /// (e.g. `MINIM_INGEST_KEY` for the load tool) are not configuration.
-const ENV_KEYS: &[&str] = &["data_dir", "listen", "log", "server", "ingest", "store"];
+const ENV_KEYS: &[&str] = &["data_dir", "listen", "logging", "server", "ingest", "store"];
 
 /// Values given on the command line (highest precedence).
 #[derive(Debug, Default, serde::Serialize)]
@@ -83,8 +86,12 @@ impl Config {
         }
         let env = Env::prefixed("MINIM_")
             .filter(|k| {
-                let k = k.as_str();
-                ENV_KEYS.iter().any(|top| k == *top || k.starts_with(&format!("{top}__")) || k.starts_with(&format!("{top}.")))
+                let k = k.as_str().to_ascii_lowercase();
+                ENV_KEYS.iter().any(|top| {
+                    k == *top
+                        || k.starts_with(&format!("{top}__"))
+                        || k.starts_with(&format!("{top}."))
+                })
             })
             .split("__");
         fig = fig.merge(env).merge(Serialized::defaults(overrides));
@@ -94,9 +101,15 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.ingest.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-        self.store.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-        self.server.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.ingest
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.store
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.server
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if self.server.ingest_memory_bytes < 2 * 3 * self.ingest.max_body_bytes {
             bail!(
                 "invalid configuration: server.ingest_memory_bytes must be at least 6 x ingest.max_body_bytes \
@@ -108,7 +121,10 @@ impl Config {
 
     /// The store configuration with its data directory filled in.
     pub fn store_config(&self) -> StoreConfig {
-        StoreConfig { data_dir: self.data_dir.join("events"), ..self.store.clone() }
+        StoreConfig {
+            data_dir: self.data_dir.join("events"),
+            ..self.store.clone()
+        }
     }
 
     pub fn meta_path(&self) -> PathBuf {
@@ -121,9 +137,20 @@ fn describe(e: figment::Error) -> String {
     let lines: Vec<String> = e
         .into_iter()
         .map(|err| {
-            let field = if err.path.is_empty() { "(top level)".to_owned() } else { err.path.join(".") };
-            let source = err.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
-            format!("invalid configuration: field `{field}`: {} ({source})", err.kind)
+            let field = if err.path.is_empty() {
+                "(top level)".to_owned()
+            } else {
+                err.path.join(".")
+            };
+            let source = err
+                .metadata
+                .as_ref()
+                .map(|m| m.name.to_string())
+                .unwrap_or_default();
+            format!(
+                "invalid configuration: field `{field}`: {} ({source})",
+                err.kind
+            )
         })
         .collect();
     lines.join("\n")
@@ -137,21 +164,31 @@ mod tests {
     fn file_values_apply_and_bad_values_name_the_field() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("minim.toml");
-        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\n[store]\nmemtable_max_bytes = 1048576\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\n[store]\nmemtable_max_bytes = 1048576\n",
+        )
+        .unwrap();
         let cfg = Config::load(Some(&path), Overrides::default()).unwrap();
         assert_eq!(cfg.listen.port(), 9000);
         assert_eq!(cfg.store.memtable_max_bytes, 1 << 20);
 
         std::fs::write(&path, "[store]\nmemtable_max_bytes = \"lots\"\n").unwrap();
-        let err = Config::load(Some(&path), Overrides::default()).unwrap_err().to_string();
+        let err = Config::load(Some(&path), Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("store.memtable_max_bytes"), "{err}");
 
         std::fs::write(&path, "[store]\nno_such_knob = 1\n").unwrap();
-        let err = Config::load(Some(&path), Overrides::default()).unwrap_err().to_string();
+        let err = Config::load(Some(&path), Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no_such_knob"), "{err}");
 
         std::fs::write(&path, "[store]\nzstd_level = 99\n").unwrap();
-        let err = Config::load(Some(&path), Overrides::default()).unwrap_err().to_string();
+        let err = Config::load(Some(&path), Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("store.zstd_level"), "{err}");
     }
 
@@ -160,7 +197,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("minim.toml");
         std::fs::write(&path, "listen = \"0.0.0.0:9000\"\n").unwrap();
-        let o = Overrides { data_dir: Some("/x".into()), listen: Some("127.0.0.1:1".into()) };
+        let o = Overrides {
+            data_dir: Some("/x".into()),
+            listen: Some("127.0.0.1:1".into()),
+        };
         let cfg = Config::load(Some(&path), o).unwrap();
         assert_eq!(cfg.listen.port(), 1);
         assert_eq!(cfg.data_dir, PathBuf::from("/x"));

@@ -493,6 +493,8 @@ struct Stats {
     events_ok: u64,
     /// Events Minim listed in `rejected`.
     events_rejected: u64,
+    /// Accepted events Minim reported as already stored (`deduplicated`).
+    events_deduplicated: u64,
     /// Body bytes of successful requests, as sent.
     bytes_ok: u64,
     /// Per successful request, send to end of response, microseconds.
@@ -608,8 +610,17 @@ fn schedule_offset(events_before: u64, rate: f64) -> Duration {
     Duration::from_secs_f64(events_before as f64 / rate)
 }
 
+/// What a 200 acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ack {
+    accepted: u64,
+    rejected: u64,
+    /// Accepted events Minim already had (repeated `insert_id`), if it says so.
+    deduplicated: u64,
+}
+
 enum Attempt {
-    Ok { accepted: u64, rejected: u64 },
+    Ok(Ack),
     Retry(Duration),
     Fail(String),
 }
@@ -630,9 +641,10 @@ impl Sender {
                 let mut s = lock(&self.stats);
                 s.requests += 1;
                 match attempt {
-                    Attempt::Ok { accepted, rejected } => {
-                        s.events_ok += accepted;
-                        s.events_rejected += rejected;
+                    Attempt::Ok(ack) => {
+                        s.events_ok += ack.accepted;
+                        s.events_rejected += ack.rejected;
+                        s.events_deduplicated += ack.deduplicated;
                         s.bytes_ok += batch.body.len() as u64;
                         s.latencies_us
                             .push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
@@ -696,12 +708,13 @@ impl Sender {
         };
         match status {
             200 => match self.target {
-                Target::Clickhouse => Attempt::Ok {
+                Target::Clickhouse => Attempt::Ok(Ack {
                     accepted: u64::from(batch.events),
                     rejected: 0,
-                },
+                    deduplicated: 0,
+                }),
                 Target::Minim => match parse_minim_response(&body, batch.events) {
-                    Ok((accepted, rejected)) => Attempt::Ok { accepted, rejected },
+                    Ok(ack) => Attempt::Ok(ack),
                     Err(e) => Attempt::Fail(format!("200 with an unexpected body: {e:#}")),
                 },
             },
@@ -711,9 +724,9 @@ impl Sender {
     }
 }
 
-/// `{"accepted": N, "rejected": [...]}` -> (accepted, rejected). Without `accepted`, every
-/// event not rejected counts as accepted.
-fn parse_minim_response(body: &[u8], batch_events: u32) -> anyhow::Result<(u64, u64)> {
+/// `{"accepted": N, "rejected": [...], "deduplicated": D}` -> [`Ack`]. Without `accepted`,
+/// every event not rejected counts as accepted; `deduplicated` is optional.
+fn parse_minim_response(body: &[u8], batch_events: u32) -> anyhow::Result<Ack> {
     let v: Value = serde_json::from_slice(body).context("not JSON")?;
     let rejected = match v.get("rejected") {
         None | Some(Value::Null) => 0,
@@ -724,7 +737,15 @@ fn parse_minim_response(body: &[u8], batch_events: u32) -> anyhow::Result<(u64, 
         Some(a) => a.as_u64().context("`accepted` is not a count")?,
         None => u64::from(batch_events).saturating_sub(rejected),
     };
-    Ok((accepted, rejected))
+    let deduplicated = match v.get("deduplicated") {
+        None | Some(Value::Null) => 0,
+        Some(d) => d.as_u64().context("`deduplicated` is not a count")?,
+    };
+    Ok(Ack {
+        accepted,
+        rejected,
+        deduplicated,
+    })
 }
 
 /// How long to wait before retry number `retries + 1`: the server's `Retry-After` in
@@ -882,6 +903,7 @@ impl Report {
             "events_per_s": round(self.events_per_s(), 1),
             "latency_ms": latency,
             "events_rejected": s.events_rejected,
+            "events_deduplicated": s.events_deduplicated,
             "concurrency": self.concurrency,
             "batch_size": self.batch_size,
             "target_rate": self.rate,
@@ -919,8 +941,8 @@ impl Report {
             )),
         ));
         line(format!(
-            "events      {} sent, {} ok, {} rejected",
-            s.events_sent, s.events_ok, s.events_rejected
+            "events      {} sent, {} ok ({} of them duplicates), {} rejected",
+            s.events_sent, s.events_ok, s.events_deduplicated, s.events_rejected
         ));
         line(format!(
             "requests    {} ({} retries, {} failed batches)",
@@ -1109,17 +1131,21 @@ mod tests {
 
     #[test]
     fn minim_response_counts() {
-        assert_eq!(
-            parse_minim_response(br#"{"accepted":10,"rejected":[]}"#, 10).unwrap(),
-            (10, 0)
-        );
+        let ack = |accepted, rejected, deduplicated| Ack {
+            accepted,
+            rejected,
+            deduplicated,
+        };
+        let ok = br#"{"accepted":10,"rejected":[]}"#;
+        assert_eq!(parse_minim_response(ok, 10).unwrap(), ack(10, 0, 0));
         let two_bad = br#"{"accepted":8,"rejected":[{"index":1,"code":"x","message":"m"},{"index":4,"code":"x","message":"m"}]}"#;
-        assert_eq!(parse_minim_response(two_bad, 10).unwrap(), (8, 2));
-        assert_eq!(
-            parse_minim_response(br#"{"rejected":[{}]}"#, 10).unwrap(),
-            (9, 1)
-        );
+        assert_eq!(parse_minim_response(two_bad, 10).unwrap(), ack(8, 2, 0));
+        let dup = br#"{"accepted":10,"rejected":[],"deduplicated":3}"#;
+        assert_eq!(parse_minim_response(dup, 10).unwrap(), ack(10, 0, 3));
+        let no_accepted = br#"{"rejected":[{}]}"#;
+        assert_eq!(parse_minim_response(no_accepted, 10).unwrap(), ack(9, 1, 0));
         assert!(parse_minim_response(b"ok", 10).is_err());
+        assert!(parse_minim_response(br#"{"accepted":-1}"#, 10).is_err());
     }
 
     #[test]

@@ -16,7 +16,11 @@ use minim_meta::{MetaStore, Role, SqliteMeta};
 use crate::config::{Config, LogFormat, Overrides};
 
 #[derive(Parser, Debug)]
-#[command(name = "minim", version, about = "Self-hosted product analytics that keeps less and proves every read.")]
+#[command(
+    name = "minim",
+    version,
+    about = "Self-hosted product analytics that keeps less and proves every read."
+)]
 struct Cli {
     /// Data directory.
     #[arg(long, global = true, env = "MINIM_DATA_DIR")]
@@ -116,7 +120,13 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     let load_config = |listen: Option<String>| -> anyhow::Result<Config> {
-        let cfg = Config::load(cli.config.as_deref(), Overrides { data_dir: cli.data_dir.clone(), listen })?;
+        let cfg = Config::load(
+            cli.config.as_deref(),
+            Overrides {
+                data_dir: cli.data_dir.clone(),
+                listen,
+            },
+        )?;
         init_logging(&cfg);
         Ok(cfg)
     };
@@ -131,35 +141,51 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn init_logging(cfg: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("MINIM_LOG").unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+    let filter =
+        EnvFilter::try_from_env("MINIM_LOG").unwrap_or_else(|_| EnvFilter::new(&cfg.logging.level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    let _ = match cfg.log.format {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let _ = match cfg.logging.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn open_meta(cfg: &Config) -> anyhow::Result<SqliteMeta> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
-    SqliteMeta::open(&cfg.meta_path()).with_context(|| format!("opening {}", cfg.meta_path().display()))
+    SqliteMeta::open(&cfg.meta_path())
+        .with_context(|| format!("opening {}", cfg.meta_path().display()))
 }
 
 fn serve(cfg: Config) -> anyhow::Result<()> {
     let meta: Arc<dyn MetaStore> = Arc::new(open_meta(&cfg)?);
     let store = minim_store::Store::open(cfg.store_config()).context("opening the event store")?;
-    let app = minim_server::App::new(cfg.server.clone(), cfg.ingest.clone(), Arc::new(store), meta, Clock::system());
+    let app = minim_server::App::new(
+        cfg.server.clone(),
+        cfg.ingest.clone(),
+        Arc::new(store),
+        meta,
+        Clock::system(),
+    );
     let rt = runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("binding {}", cfg.listen))?;
-        minim_server::serve(app, listener, shutdown_signal()).await.context("serving")
+        minim_server::serve(app, listener, shutdown_signal())
+            .await
+            .context("serving")
     })
 }
 
@@ -208,9 +234,15 @@ fn project(cfg: &Config, cmd: ProjectCmd, json: bool) -> anyhow::Result<()> {
         }
         ProjectCmd::List => {
             let ps = meta.list_projects()?;
-            let human = ps.iter().map(|p| format!("{}\t{}", p.id, p.name)).collect::<Vec<_>>().join("\n");
-            let list: Vec<_> =
-                ps.iter().map(|p| serde_json::json!({ "project_id": p.id.as_str(), "name": p.name })).collect();
+            let human = ps
+                .iter()
+                .map(|p| format!("{}\t{}", p.id, p.name))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let list: Vec<_> = ps
+                .iter()
+                .map(|p| serde_json::json!({ "project_id": p.id.as_str(), "name": p.name }))
+                .collect();
             print(json, serde_json::json!({ "projects": list }), human)
         }
         ProjectCmd::RotateKey { project } => {
@@ -239,7 +271,12 @@ fn token(cfg: &Config, cmd: TokenCmd, json: bool) -> anyhow::Result<()> {
             print(
                 json,
                 serde_json::json!({ "token": t.token, "token_id": t.token_id, "expires_at": expires }),
-                format!("token {} (role {}, expires {expires}; shown once):\n{}", t.token_id, role.as_str(), t.token),
+                format!(
+                    "token {} (role {}, expires {expires}; shown once):\n{}",
+                    t.token_id,
+                    role.as_str(),
+                    t.token
+                ),
             )
         }
         TokenCmd::Revoke { id } => {
@@ -247,7 +284,11 @@ fn token(cfg: &Config, cmd: TokenCmd, json: bool) -> anyhow::Result<()> {
             if !revoked {
                 bail!("no active token with id {id}");
             }
-            print(json, serde_json::json!({ "token_id": id, "revoked": true }), format!("revoked {id}"))
+            print(
+                json,
+                serde_json::json!({ "token_id": id, "revoked": true }),
+                format!("revoked {id}"),
+            )
         }
     }
 }
@@ -256,7 +297,9 @@ fn token(cfg: &Config, cmd: TokenCmd, json: bool) -> anyhow::Result<()> {
 fn parse_ttl_ms(s: &str) -> anyhow::Result<i64> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().with_context(|| format!("invalid --ttl {s:?}: expected e.g. 30d, 12h, 90m"))?;
+    let n: i64 = num
+        .parse()
+        .with_context(|| format!("invalid --ttl {s:?}: expected e.g. 30d, 12h, 90m"))?;
     let unit_ms = match unit {
         "s" => 1_000,
         "m" => 60_000,

@@ -40,7 +40,10 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let meta = Arc::new(SqliteMeta::open(&dir.path().join("meta.db")).unwrap());
         let created = meta.create_project("test", 0).unwrap();
-        let store_cfg = StoreConfig { data_dir: dir.path().join("events"), ..store_cfg };
+        let store_cfg = StoreConfig {
+            data_dir: dir.path().join("events"),
+            ..store_cfg
+        };
         let store = Arc::new(Store::open(store_cfg).unwrap());
         let app = App::new(
             server_cfg,

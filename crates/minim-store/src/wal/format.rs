@@ -32,7 +32,12 @@ pub struct FileHeader {
 
 impl FileHeader {
     pub fn new(file_no: u64) -> Self {
-        Self { version: VERSION, flags: 0, key_id: 0, file_no }
+        Self {
+            version: VERSION,
+            flags: 0,
+            key_id: 0,
+            file_no,
+        }
     }
 
     pub fn encode(&self) -> [u8; FILE_HEADER_LEN] {
@@ -141,7 +146,11 @@ pub fn read_record(buf: &[u8], max_record_bytes: usize) -> ReadOutcome {
 /// event := timestamp_ms i64 | received_at_ms i64 | event str32 | distinct_id str32 | insert_id opt_str32 | properties str32
 /// str16 := len u16 | utf8   str32 := len u32 | utf8   opt_str32 := str32 | 0xFFFFFFFF (absent)
 /// ```
-pub fn encode_batch<'a>(out: &mut Vec<u8>, project: &ProjectId, events: impl ExactSizeIterator<Item = &'a Event>) {
+pub fn encode_batch<'a>(
+    out: &mut Vec<u8>,
+    project: &ProjectId,
+    events: impl ExactSizeIterator<Item = &'a Event>,
+) {
     let p = project.as_str().as_bytes();
     out.extend_from_slice(&(p.len() as u16).to_le_bytes());
     out.extend_from_slice(p);
@@ -161,7 +170,10 @@ pub fn encode_batch<'a>(out: &mut Vec<u8>, project: &ProjectId, events: impl Exa
 
 /// Decodes a kind-1 payload; every length is checked against the buffer.
 pub fn decode_batch(payload: &[u8]) -> Result<EventBatch, String> {
-    let mut r = Reader { buf: payload, pos: 0 };
+    let mut r = Reader {
+        buf: payload,
+        pos: 0,
+    };
     let plen = usize::from(u16::from_le_bytes(r.take::<2>()?));
     let project = std::str::from_utf8(r.bytes(plen)?).map_err(|_| "project id is not UTF-8")?;
     let project = ProjectId::new(project).map_err(|e| e.to_string())?;
@@ -178,7 +190,14 @@ pub fn decode_batch(payload: &[u8]) -> Result<EventBatch, String> {
         let distinct_id = r.string()?;
         let insert_id = r.opt_string()?;
         let properties = r.string()?;
-        events.push(Event { timestamp_ms, event, distinct_id, insert_id, properties, received_at_ms });
+        events.push(Event {
+            timestamp_ms,
+            event,
+            distinct_id,
+            insert_id,
+            properties,
+            received_at_ms,
+        });
     }
     if r.pos != payload.len() {
         return Err("trailing bytes after the last event".into());
@@ -199,7 +218,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or("truncated payload")?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or("truncated payload")?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -215,10 +238,15 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         let b = self.bytes(len as usize)?;
-        Ok(Some(std::str::from_utf8(b).map_err(|_| "string is not UTF-8")?.to_owned()))
+        Ok(Some(
+            std::str::from_utf8(b)
+                .map_err(|_| "string is not UTF-8")?
+                .to_owned(),
+        ))
     }
     fn string(&mut self) -> Result<String, String> {
-        self.opt_string()?.ok_or_else(|| "missing required string".to_owned())
+        self.opt_string()?
+            .ok_or_else(|| "missing required string".to_owned())
     }
 }
 
@@ -264,21 +292,28 @@ mod tests {
     fn record_detects_flipped_bits_and_truncation() {
         let mut buf = Vec::new();
         write_record(&mut buf, KIND_EVENT_BATCH, 0, 0, 7, b"hello");
-        assert!(matches!(read_record(&buf, 1 << 20), ReadOutcome::Record(ref r, n) if r.seq == 7 && n == buf.len()));
+        assert!(
+            matches!(read_record(&buf, 1 << 20), ReadOutcome::Record(ref r, n) if r.seq == 7 && n == buf.len())
+        );
         for cut in 0..buf.len() {
             assert_eq!(read_record(&buf[..cut], 1 << 20), ReadOutcome::Incomplete);
         }
         for i in 4..buf.len() {
             let mut b = buf.clone();
             b[i] ^= 0x40;
-            assert!(matches!(read_record(&b, 1 << 20), ReadOutcome::Invalid(_)), "flip at {i}");
+            assert!(
+                matches!(read_record(&b, 1 << 20), ReadOutcome::Invalid(_)),
+                "flip at {i}"
+            );
         }
     }
 
     #[test]
     fn decode_batch_never_panics_on_garbage() {
         for n in 0..200u32 {
-            let bytes: Vec<u8> = (0..n).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
+            let bytes: Vec<u8> = (0..n)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+                .collect();
             let _ = decode_batch(&bytes);
         }
     }

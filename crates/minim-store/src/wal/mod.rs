@@ -30,7 +30,10 @@ pub fn list_files(dir: &Path) -> Result<Vec<u64>> {
         let entry = entry.map_err(|e| StoreError::io(dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(n) = name.strip_suffix(".wal").and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(n) = name
+            .strip_suffix(".wal")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             out.push(n);
         }
     }
@@ -59,7 +62,11 @@ pub fn read_file(path: &Path, max_record_bytes: usize) -> Result<FileContents> {
 
 /// Parses a WAL file image (used by recovery and by the property tests).
 pub fn parse_file(data: &[u8], max_record_bytes: usize) -> FileContents {
-    let mut out = FileContents { batches: Vec::new(), valid_len: 0, stopped: None };
+    let mut out = FileContents {
+        batches: Vec::new(),
+        valid_len: 0,
+        stopped: None,
+    };
     if let Err(e) = FileHeader::decode(data) {
         out.stopped = Some(e);
         return out;
@@ -72,7 +79,10 @@ pub fn parse_file(data: &[u8], max_record_bytes: usize) -> FileContents {
         match format::read_record(&data[pos..], max_record_bytes) {
             ReadOutcome::Record(rec, n) => {
                 if rec.kind != KIND_EVENT_BATCH || rec.flags != 0 {
-                    out.stopped = Some(format!("unsupported record kind {} flags {} at offset {pos}", rec.kind, rec.flags));
+                    out.stopped = Some(format!(
+                        "unsupported record kind {} flags {} at offset {pos}",
+                        rec.kind, rec.flags
+                    ));
                     break;
                 }
                 match format::decode_batch(&rec.payload) {
@@ -100,8 +110,13 @@ pub fn parse_file(data: &[u8], max_record_bytes: usize) -> FileContents {
 
 /// Cuts a file back to its valid prefix and makes that durable.
 pub fn truncate(path: &Path, len: u64) -> Result<()> {
-    let f = OpenOptions::new().write(true).open(path).map_err(|e| StoreError::io(path, e))?;
-    f.set_len(len).and_then(|_| f.sync_all()).map_err(|e| StoreError::io(path, e))
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| StoreError::io(path, e))?;
+    f.set_len(len)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| StoreError::io(path, e))
 }
 
 /// The appending side: one open file, written by the group-commit thread only.
@@ -117,7 +132,13 @@ pub struct WalWriter {
 impl WalWriter {
     /// Creates the WAL file `file_no` (which must not exist) and makes it durable.
     pub fn create(dir: &Path, file_no: u64, faults: Faults) -> Result<Self> {
-        let mut w = Self { dir: dir.to_path_buf(), file: None, file_no, faults, bytes_in_file: 0 };
+        let mut w = Self {
+            dir: dir.to_path_buf(),
+            file: None,
+            file_no,
+            faults,
+            bytes_in_file: 0,
+        };
         w.open_new(file_no)?;
         Ok(w)
     }
@@ -134,9 +155,14 @@ impl WalWriter {
     /// call [`WalWriter::rotate`] before writing again.
     pub fn append_durable(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let Some(f) = self.file.as_mut() else {
-            return Err(std::io::Error::other("WAL file abandoned after an earlier error"));
+            return Err(std::io::Error::other(
+                "WAL file abandoned after an earlier error",
+            ));
         };
-        let res = f.write_all(bytes).and_then(|_| self.faults.wal_sync()).and_then(|_| f.sync_data());
+        let res = f
+            .write_all(bytes)
+            .and_then(|_| self.faults.wal_sync())
+            .and_then(|_| f.sync_data());
         match res {
             Ok(()) => {
                 self.bytes_in_file += bytes.len() as u64;

@@ -1,0 +1,318 @@
+//! End-to-end tests through the real `minim` binary where process behaviour matters:
+//! `kill -9` at random moments while ingesting, SIGTERM, and a held data directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use minim_store::{Store, StoreConfig};
+use rand::Rng;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_minim");
+
+fn minim(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--data-dir").arg(dir);
+    // Small memtables and quick flushes/compactions so crashes land in every phase.
+    c.env("MINIM_STORE__MEMTABLE_MAX_BYTES", "262144")
+        .env("MINIM_STORE__FLUSH_INTERVAL_MS", "300")
+        .env("MINIM_STORE__COMPACTION_INTERVAL_MS", "400")
+        .env("MINIM_STORE__COMPACTION_MIN_SEGMENTS", "2")
+        .env("MINIM_LOG", "warn");
+    c
+}
+
+fn create_project(dir: &Path) -> String {
+    let out = minim(dir)
+        .args(["project", "create", "--name", "crash", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["ingest_key"].as_str().unwrap().to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+fn start(dir: &Path) -> Server {
+    let port = free_port();
+    let child = minim(dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            drop(s);
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server { child, url }
+}
+
+fn event(id: u64) -> Value {
+    serde_json::json!({
+        "event": format!("e{}", id % 7),
+        "distinct_id": format!("user-{}", id % 50),
+        "insert_id": format!("id-{id}"),
+        "properties": {"n": id, "pad": "x".repeat((id % 97) as usize)}
+    })
+}
+
+/// Opens the stored events after the server has stopped: insert_id -> count, and
+/// checks every event is intact (its properties match what was sent).
+fn stored(dir: &Path) -> BTreeMap<String, usize> {
+    let store = Store::open(StoreConfig {
+        data_dir: dir.join("events"),
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let snap = store.snapshot();
+    let mut counts = BTreeMap::new();
+    for p in snap.projects() {
+        for e in snap.events(&p).unwrap() {
+            let id = e
+                .insert_id
+                .clone()
+                .expect("every test event has an insert_id");
+            let n: u64 = id.trim_start_matches("id-").parse().unwrap();
+            let props: Value = serde_json::from_str(&e.properties).unwrap();
+            assert_eq!(props, event(n)["properties"], "event {id} corrupted");
+            assert_eq!(e.event, format!("e{}", n % 7));
+            *counts.entry(id).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_project(dir.path());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut acked: BTreeSet<u64> = BTreeSet::new();
+    let mut unacked: Vec<Vec<u64>> = Vec::new();
+    let mut next_id = 0u64;
+    let mut rng = rand::rng();
+    for round in 0..12 {
+        let server = start(dir.path());
+        let kill_after = Duration::from_millis(rng.random_range(150..900));
+        let started = Instant::now();
+        // Retry what was never acknowledged (as a real client would), then new batches.
+        let mut pending: Vec<Vec<u64>> = std::mem::take(&mut unacked);
+        let mut tasks = Vec::new();
+        for worker in 0..3 {
+            let client = client.clone();
+            let url = format!("{}/api/v1/events", server.url);
+            let key = key.clone();
+            let mut mine: Vec<Vec<u64>> = pending.drain(..).filter(|_| worker == 0).collect();
+            let base = next_id + worker * 1_000_000;
+            tasks.push(tokio::spawn(async move {
+                let mut ok = Vec::new();
+                let mut failed = Vec::new();
+                let mut local = 0u64;
+                while started.elapsed() < kill_after + Duration::from_millis(300) {
+                    let batch: Vec<u64> = match mine.pop() {
+                        Some(b) => b,
+                        None => {
+                            let b: Vec<u64> = (0..50).map(|i| base + local + i).collect();
+                            local += 50;
+                            b
+                        }
+                    };
+                    let body: Vec<Value> = batch.iter().map(|&i| event(i)).collect();
+                    let res = client.post(&url).bearer_auth(&key).json(&body).send().await;
+                    match res {
+                        Ok(r) if r.status() == 200 => ok.push(batch),
+                        _ => {
+                            failed.push(batch);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+                failed.extend(mine);
+                (ok, failed)
+            }));
+        }
+        tokio::time::sleep(kill_after).await;
+        let mut server = server;
+        server.child.kill().unwrap(); // SIGKILL
+        server.child.wait().unwrap();
+        for t in tasks {
+            let (ok, failed) = t.await.unwrap();
+            for b in ok {
+                acked.extend(b);
+            }
+            unacked.extend(failed);
+        }
+        next_id += 10_000_000;
+        eprintln!(
+            "round {round}: {} acknowledged so far, {} batches to retry",
+            acked.len(),
+            unacked.len()
+        );
+    }
+    // A clean final run: retry the rest, then stop with SIGTERM.
+    let mut server = start(dir.path());
+    for b in unacked.drain(..) {
+        let body: Vec<Value> = b.iter().map(|&i| event(i)).collect();
+        let r = client
+            .post(format!("{}/api/v1/events", server.url))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        acked.extend(b);
+    }
+    terminate(&mut server.child);
+    let counts = stored(dir.path());
+    assert!(
+        acked.len() > 1000,
+        "too little traffic to mean anything: {}",
+        acked.len()
+    );
+    for id in &acked {
+        assert_eq!(
+            counts.get(&format!("id-{id}")),
+            Some(&1),
+            "acknowledged id-{id} missing or duplicated"
+        );
+    }
+    assert!(counts.values().all(|&c| c == 1), "an event is stored twice");
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_everything_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_project(dir.path());
+    let mut server = start(dir.path());
+    let client = reqwest::Client::new();
+    let body: Vec<Value> = (0..500).map(event).collect();
+    let r = client
+        .post(format!("{}/api/v1/events", server.url))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A second server on the same directory is refused with a clear error.
+    let out = minim(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let status = terminate(&mut server.child);
+    assert!(status.success(), "exit status {status:?}");
+    let store = Store::open(StoreConfig {
+        data_dir: dir.path().join("events"),
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let snap = store.snapshot();
+    assert_eq!(snap.rows(), 500);
+    assert!(
+        snap.memtable.is_empty(),
+        "everything was flushed to segments before exit"
+    );
+    drop(snap);
+    drop(store);
+    assert_eq!(stored(dir.path()).len(), 500);
+}
+
+#[test]
+fn invalid_config_is_a_startup_error_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = minim(dir.path())
+        .env("MINIM_STORE__MEMTABLE_MAX_BYTES", "lots")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("store.memtable_max_bytes"), "{err}");
+
+    let cfg: PathBuf = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[ingest]\nmax_body_bytes = 0\n").unwrap();
+    let out = minim(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["project", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ingest.max_body_bytes"));
+}
+
+#[test]
+fn gen_is_deterministic_and_valid_ndjson() {
+    let run = |seed: &str| {
+        let out = Command::new(BIN)
+            .args(["gen", "--events", "2000", "--seed", seed])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    let a = run("7");
+    assert_eq!(a, run("7"));
+    assert_ne!(a, run("8"));
+    let lines: Vec<&[u8]> = a.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 2000);
+    for l in lines {
+        let v: Value = serde_json::from_slice(l).unwrap();
+        assert!(
+            v["event"].is_string() && v["distinct_id"].is_string() && v["insert_id"].is_string()
+        );
+    }
+}
