@@ -132,29 +132,31 @@ log "events: $(wc -l <"$EVENTS_FILE") lines, $(($(stat -c %s "$EVENTS_FILE") / 1
 LOAD_FLAGS=(--file "$EVENTS_FILE" --max-events "$EVENTS" --concurrency "$CONCURRENCY" --batch-size "$BATCH" --json)
 [[ $GZIP == 1 ]] && LOAD_FLAGS+=(--gzip)
 
-# run_load NAME ARGS...: one `minim load`; its JSON lands in $WORK/NAME.json.
+# run_load NAME KEY ARGS...: one `minim load`; its JSON lands in $WORK/NAME.json. The
+# ingest KEY (may be empty) goes through the environment, never onto a command line.
 run_load() {
-    local name=$1
-    shift
+    local name=$1 key=$2
+    shift 2
     log "load run $name: $*"
-    if ! "$LOAD_BIN" load "${LOAD_FLAGS[@]}" "$@" >"$WORK/$name.json" 2> >(sed "s/^/    /" >&2); then
+    if ! MINIM_INGEST_KEY=$key "$LOAD_BIN" load "${LOAD_FLAGS[@]}" "$@" \
+        >"$WORK/$name.json" 2> >(sed "s/^/    /" >&2); then
         log "load run $name reported failure (see above)"
     fi
     [[ -s $WORK/$name.json ]] || echo '{}' >"$WORK/$name.json"
 }
 
-# peak_and_half TARGET URL [extra load args]: the peak run, settle, then half of its rate.
+# peak_and_half TARGET URL: the peak run, settle, then a run at half of the peak rate.
+# Per-run settings come from PEAK_ARGS/HALF_ARGS and PEAK_KEY/HALF_KEY.
 peak_and_half() {
     local target=$1 url=$2
-    shift 2
-    run_load "$target-peak" --target "$target" --url "$url" "$@" "${PEAK_ARGS[@]}"
+    run_load "$target-peak" "$PEAK_KEY" --target "$target" --url "$url" "${PEAK_ARGS[@]}"
     local peak
     peak=$(jf "$WORK/$target-peak.json" events_per_s)
     settle "$target"
     if [[ -n $peak && $peak != null && $peak != 0* ]]; then
         local half
         half=$(awk -v p="$peak" 'BEGIN { printf "%.0f", p / 2 }')
-        run_load "$target-half" --target "$target" --url "$url" --rate "$half" "$@" "${HALF_ARGS[@]}"
+        run_load "$target-half" "$HALF_KEY" --target "$target" --url "$url" --rate "$half" "${HALF_ARGS[@]}"
     else
         log "no peak rate for $target; skipping the half-load run"
         echo '{}' >"$WORK/$target-half.json"
@@ -246,8 +248,8 @@ EOF
     ch_query "CREATE TABLE events $CH_TABLE_DDL" >/dev/null
     ch_query "CREATE TABLE events_half $CH_TABLE_DDL" >/dev/null
 
-    PEAK_ARGS=(--table events)
-    HALF_ARGS=(--table events_half)
+    PEAK_ARGS=(--table events) PEAK_KEY=
+    HALF_ARGS=(--table events_half) HALF_KEY=
     peak_and_half clickhouse "http://127.0.0.1:$CH_PORT"
 
     CH_ROWS=$(ch_query "SELECT count() FROM events")
@@ -285,8 +287,8 @@ bench_minim() {
     fi
     MINIM_VERSION=$("$MINIM" --version 2>/dev/null || echo minim)
 
-    PEAK_ARGS=(--key "$key_peak")
-    HALF_ARGS=(--key "$key_half")
+    PEAK_ARGS=() PEAK_KEY=$key_peak
+    HALF_ARGS=() HALF_KEY=$key_half
     peak_and_half minim "http://127.0.0.1:$MINIM_PORT"
 
     RSS_minim=$(mem_kb "$pid" VmHWM)
@@ -329,7 +331,7 @@ REPORT=$WORK/report.md
     echo "### Ingest: $(date -u +%Y-%m-%d), $EVENTS events, batch $BATCH, concurrency $CONCURRENCY$([[ $GZIP == 1 ]] && echo ", gzip")"
     echo
     echo "Machine: $(nproc) cores ($CPU), ${MEM_GIB} GiB; load generator and server on one host over loopback;"
-    echo "1-minute load average $LOADAVG_START before the run, $(cut -d' ' -f1 /proc/loadavg) after it."
+    echo "1-minute load average before the run: $LOADAVG_START."
     echo "Versions: $MINIM_VERSION (rev $REV), ClickHouse $CH_VERSION. Data: \`minim gen --events $EVENTS --seed 1\`."
     echo
     echo "| system | peak events/s | p50 ms | p99 ms | half-load events/s | p50 ms | p99 ms | peak RSS MiB | disk MiB | failed batches / retries |"

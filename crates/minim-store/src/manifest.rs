@@ -91,10 +91,10 @@ impl SegmentFile {
 
 impl Drop for SegmentFile {
     fn drop(&mut self) {
-        if self.obsolete.load(Ordering::Acquire) {
-            if let Err(e) = std::fs::remove_file(&self.path) {
-                tracing::warn!(path = %self.path.display(), error = %e, "could not remove obsolete segment");
-            }
+        if self.obsolete.load(Ordering::Acquire)
+            && let Err(e) = std::fs::remove_file(&self.path)
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not remove obsolete segment");
         }
     }
 }

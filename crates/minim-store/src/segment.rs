@@ -112,8 +112,24 @@ pub struct WrittenSegment {
     pub max_ts_ms: i64,
 }
 
-/// Writes `batch` (already sorted) as a segment at `path` and fsyncs it.
+/// Writes `batch` (already sorted) as a segment at `path` and fsyncs it. On failure
+/// the partial file is removed.
 pub fn write_segment(
+    path: &Path,
+    project: &ProjectId,
+    day: i32,
+    batch: &RecordBatch,
+    row_group_rows: usize,
+    zstd_level: i32,
+) -> Result<WrittenSegment> {
+    let res = write_segment_inner(path, project, day, batch, row_group_rows, zstd_level);
+    if res.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    res
+}
+
+fn write_segment_inner(
     path: &Path,
     project: &ProjectId,
     day: i32,

@@ -193,6 +193,15 @@ mod tests {
     }
 
     #[test]
+    fn example_file_lists_exactly_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../minim.example.toml");
+        let cfg = Config::load(Some(&path), Overrides::default()).unwrap();
+        let a = toml::to_string(&cfg).unwrap();
+        let b = toml::to_string(&Config::default()).unwrap();
+        assert_eq!(a, b, "regenerate minim.example.toml with `minim config`");
+    }
+
+    #[test]
     fn flags_override_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("minim.toml");

@@ -53,6 +53,8 @@ enum Command {
     Gen(GenArgs),
     /// Replay NDJSON events against a server and report throughput and latency.
     Load(load::LoadArgs),
+    /// Print the effective configuration (all layers applied) as TOML.
+    Config,
 }
 
 #[derive(Subcommand, Debug)]
@@ -136,6 +138,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => token(&load_config(None)?, cmd, json),
         Command::Gen(args) => gen_events(args),
         Command::Load(args) => runtime()?.block_on(load::run(args)),
+        Command::Config => {
+            let cfg = load_config(None)?;
+            print!(
+                "{}",
+                toml::to_string_pretty(&cfg).context("rendering the configuration")?
+            );
+            Ok(())
+        }
     }
 }
 

@@ -51,6 +51,14 @@ struct Server {
     url: String,
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A failed test must not leave a server behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start(dir: &Path) -> Server {
     let port = free_port();
     let child = minim(dir)
@@ -313,6 +321,108 @@ fn gen_is_deterministic_and_valid_ndjson() {
         let v: Value = serde_json::from_slice(l).unwrap();
         assert!(
             v["event"].is_string() && v["distinct_id"].is_string() && v["insert_id"].is_string()
+        );
+    }
+}
+
+/// A real full disk: the data directory on a small tmpfs. Writes get 503 and `/readyz`
+/// turns unready, nothing unacknowledged is promised, and once the filesystem grows
+/// the server recovers on its own. Needs root (mount); says so and skips otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_refuses_writes_then_recovers_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let key = create_project(&mnt);
+    let mut server = start(&mnt);
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/events", server.url);
+    let mut acked = BTreeSet::new();
+    let mut refused = None;
+    for b in 0..3000u64 {
+        let ids: Vec<u64> = (b * 100..b * 100 + 100).collect();
+        let body: Vec<Value> = ids.iter().map(|&i| event(i)).collect();
+        let r = client
+            .post(&url)
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            200 => acked.extend(ids),
+            503 => {
+                assert!(r.headers().get("retry-after").is_some());
+                refused = Some(ids);
+                break;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    let refused = refused.expect("a 3 MB filesystem should fill up");
+    let ready = client
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503, "unready while the disk is full");
+
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=256m"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = client
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not recover after space returned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body: Vec<Value> = refused.iter().map(|&i| event(i)).collect();
+    let r = client
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    acked.extend(refused);
+    assert!(terminate(&mut server.child).success());
+    let counts = stored(&mnt);
+    for id in &acked {
+        assert_eq!(
+            counts.get(&format!("id-{id}")),
+            Some(&1),
+            "acknowledged id-{id} missing or duplicated"
         );
     }
 }
