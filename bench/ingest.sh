@@ -55,6 +55,7 @@ die() { log "error: $*"; exit 1; }
 # Process bookkeeping: everything we start is stopped on exit, by its own pid.
 
 PIDS=()
+LOAD_PID=
 stop_pid() { # pid [timeout_s]
     local pid=$1 timeout=${2:-30} i
     kill -0 "$pid" 2>/dev/null || return 0
@@ -72,6 +73,7 @@ stop_pid() { # pid [timeout_s]
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    [[ -n $LOAD_PID ]] && stop_pid "$LOAD_PID" 5
     for pid in "${PIDS[@]}"; do stop_pid "$pid" 10; done
     if [[ $KEEP == 1 ]]; then
         log "kept work directory $WORK"
@@ -138,10 +140,14 @@ run_load() {
     local name=$1 key=$2
     shift 2
     log "load run $name: $*"
-    if ! MINIM_INGEST_KEY=$key "$LOAD_BIN" load "${LOAD_FLAGS[@]}" "$@" \
-        >"$WORK/$name.json" 2> >(sed "s/^/    /" >&2); then
-        log "load run $name reported failure (see above)"
-    fi
+    # In the background plus `wait`, so a signal to this script is handled at once.
+    MINIM_INGEST_KEY=$key "$LOAD_BIN" load "${LOAD_FLAGS[@]}" "$@" \
+        >"$WORK/$name.json" 2> >(sed "s/^/    /" >&2) &
+    LOAD_PID=$!
+    local rc=0
+    wait "$LOAD_PID" || rc=$?
+    LOAD_PID=
+    ((rc == 0)) || log "load run $name failed (exit $rc; see above)"
     [[ -s $WORK/$name.json ]] || echo '{}' >"$WORK/$name.json"
 }
 

@@ -10,11 +10,11 @@ use minim_core::time::day_of;
 
 use crate::Shared;
 use crate::error::Result;
-use crate::flush::publish_segment_gauges;
-use crate::manifest::{SegmentFile, SegmentMeta, segment_rel_path};
+use crate::flush::{publish_segment_gauges, write_new_segment};
+use crate::manifest::SegmentFile;
 use crate::memtable::PartitionKey;
 use crate::metrics as m;
-use crate::segment::{merge_sorted, read_segment, write_segment};
+use crate::segment::{merge_sorted, read_segment};
 
 pub(crate) fn run_loop(shared: Arc<Shared>) {
     let interval = Duration::from_millis(shared.cfg.compaction_interval_ms);
@@ -99,34 +99,13 @@ fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
     let merged = merge_sorted(&batches)?;
     drop(batches);
     let first = &inputs[0].meta;
-    let id = shared
-        .manifest
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .allocate_segment_id();
-    let path = cfg
-        .data_dir
-        .join(segment_rel_path(&first.project, first.day, id));
-    let w = write_segment(
-        &path,
-        &first.project,
-        first.day,
-        &merged,
-        cfg.row_group_rows,
-        cfg.zstd_level,
-    )?;
-    debug_assert_eq!(w.rows, inputs.iter().map(|s| s.meta.rows).sum::<u64>());
-    let meta = SegmentMeta {
-        id,
-        project: first.project.clone(),
-        day: first.day,
-        rows: w.rows,
-        bytes: w.bytes,
-        min_ts_ms: w.min_ts_ms,
-        max_ts_ms: w.max_ts_ms,
-        level: 1,
-    };
-    let output = Arc::new(SegmentFile::new(&cfg.data_dir, meta));
+    let output = write_new_segment(shared, &first.project, first.day, &merged, 1)?;
+    debug_assert_eq!(
+        output.meta.rows,
+        inputs.iter().map(|s| s.meta.rows).sum::<u64>()
+    );
+    let rows = output.meta.rows;
+    let output = Arc::new(output);
     let mut manifest = shared
         .manifest
         .lock()
@@ -149,6 +128,6 @@ fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
         .unwrap_or_else(PoisonError::into_inner)
         .segments = Arc::new(manifest.segments.clone());
     publish_segment_gauges(&manifest.segments);
-    tracing::debug!(inputs = inputs.len(), rows = w.rows, "compacted partition");
+    tracing::debug!(inputs = inputs.len(), rows, "compacted partition");
     Ok(())
 }

@@ -6,6 +6,9 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
+use arrow::array::RecordBatch;
+use minim_core::ProjectId;
+
 use crate::error::{Result, StoreError};
 use crate::fsutil::create_dir_durable;
 use crate::manifest::{SegmentFile, SegmentMeta, segment_rel_path};
@@ -82,36 +85,7 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
     let res = (|| {
         for (key, chunks) in job.mem.partitions() {
             let batch = events_to_batch(chunks.iter().flat_map(|c| c.iter()))?;
-            let id = shared
-                .manifest
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .allocate_segment_id();
-            let path = cfg
-                .data_dir
-                .join(segment_rel_path(&key.project, key.day, id));
-            if let Some(dir) = path.parent() {
-                create_dir_durable(dir)?;
-            }
-            let w = write_segment(
-                &path,
-                &key.project,
-                key.day,
-                &batch,
-                cfg.row_group_rows,
-                cfg.zstd_level,
-            )?;
-            let meta = SegmentMeta {
-                id,
-                project: key.project.clone(),
-                day: key.day,
-                rows: w.rows,
-                bytes: w.bytes,
-                min_ts_ms: w.min_ts_ms,
-                max_ts_ms: w.max_ts_ms,
-                level: 0,
-            };
-            written.push(SegmentFile::new(&cfg.data_dir, meta));
+            written.push(write_new_segment(shared, &key.project, key.day, &batch, 0)?);
         }
         Ok(())
     })();
@@ -148,6 +122,46 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
         tracing::warn!(error = %e, "could not trim WAL files; they are skipped on replay");
     }
     Ok(rows)
+}
+
+/// Writes `batch` as a new segment of (`project`, `day`) at `level`; the file is durable
+/// but not yet in any manifest.
+pub(crate) fn write_new_segment(
+    shared: &Shared,
+    project: &ProjectId,
+    day: i32,
+    batch: &RecordBatch,
+    level: u32,
+) -> Result<SegmentFile> {
+    let cfg = &shared.cfg;
+    let id = shared
+        .manifest
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .allocate_segment_id();
+    let path = cfg.data_dir.join(segment_rel_path(project, day, id));
+    if let Some(dir) = path.parent() {
+        create_dir_durable(dir)?;
+    }
+    let w = write_segment(
+        &path,
+        project,
+        day,
+        batch,
+        cfg.row_group_rows,
+        cfg.zstd_level,
+    )?;
+    let meta = SegmentMeta {
+        id,
+        project: project.clone(),
+        day,
+        rows: w.rows,
+        bytes: w.bytes,
+        min_ts_ms: w.min_ts_ms,
+        max_ts_ms: w.max_ts_ms,
+        level,
+    };
+    Ok(SegmentFile::new(&cfg.data_dir, meta))
 }
 
 /// Removes files of a failed flush (they are in no manifest).
