@@ -99,7 +99,14 @@ fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
     let merged = merge_sorted(&batches)?;
     drop(batches);
     let first = &inputs[0].meta;
-    let output = write_new_segment(shared, &first.project, first.day, &merged, 1)?;
+    let output = write_new_segment(
+        shared,
+        &first.project,
+        first.day,
+        &merged,
+        1,
+        cfg.compaction_zstd_level,
+    )?;
     debug_assert_eq!(
         output.meta.rows,
         inputs.iter().map(|s| s.meta.rows).sum::<u64>()

@@ -35,8 +35,10 @@ pub struct StoreConfig {
     pub compaction_max_rows: usize,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
-    /// zstd level for segment pages.
-    pub zstd_level: i32,
+    /// zstd level of segments written by flushes (on the ingest path: fast).
+    pub flush_zstd_level: i32,
+    /// zstd level of segments written by compaction (in the background: smaller).
+    pub compaction_zstd_level: i32,
     #[serde(skip)]
     pub clock: Clock,
     #[serde(skip)]
@@ -57,7 +59,8 @@ impl Default for StoreConfig {
             compaction_min_segments: 4,
             compaction_max_rows: 1_000_000,
             row_group_rows: 128 * 1024,
-            zstd_level: 3,
+            flush_zstd_level: 1,
+            compaction_zstd_level: 3,
             clock: Clock::system(),
             faults: Faults::default(),
         }
@@ -92,8 +95,13 @@ impl StoreConfig {
         if self.compaction_min_segments < 2 {
             return Err("store.compaction_min_segments must be at least 2".into());
         }
-        if !(1..=22).contains(&self.zstd_level) {
-            return Err("store.zstd_level must be between 1 and 22".into());
+        for (name, level) in [
+            ("store.flush_zstd_level", self.flush_zstd_level),
+            ("store.compaction_zstd_level", self.compaction_zstd_level),
+        ] {
+            if !(1..=22).contains(&level) {
+                return Err(format!("{name} must be between 1 and 22"));
+            }
         }
         if self.wal_max_record_bytes > u32::MAX as usize {
             return Err("store.wal_max_record_bytes must fit in 32 bits".into());

@@ -85,7 +85,14 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
     let res = (|| {
         for (key, chunks) in job.mem.partitions() {
             let batch = events_to_batch(chunks.iter().flat_map(|c| c.iter()))?;
-            written.push(write_new_segment(shared, &key.project, key.day, &batch, 0)?);
+            written.push(write_new_segment(
+                shared,
+                &key.project,
+                key.day,
+                &batch,
+                0,
+                cfg.flush_zstd_level,
+            )?);
         }
         Ok(())
     })();
@@ -132,6 +139,7 @@ pub(crate) fn write_new_segment(
     day: i32,
     batch: &RecordBatch,
     level: u32,
+    zstd_level: i32,
 ) -> Result<SegmentFile> {
     let cfg = &shared.cfg;
     let id = shared
@@ -143,14 +151,7 @@ pub(crate) fn write_new_segment(
     if let Some(dir) = path.parent() {
         create_dir_durable(dir)?;
     }
-    let w = write_segment(
-        &path,
-        project,
-        day,
-        batch,
-        cfg.row_group_rows,
-        cfg.zstd_level,
-    )?;
+    let w = write_segment(&path, project, day, batch, cfg.row_group_rows, zstd_level)?;
     let meta = SegmentMeta {
         id,
         project: project.clone(),

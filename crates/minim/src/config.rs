@@ -185,11 +185,11 @@ mod tests {
             .to_string();
         assert!(err.contains("no_such_knob"), "{err}");
 
-        std::fs::write(&path, "[store]\nzstd_level = 99\n").unwrap();
+        std::fs::write(&path, "[store]\ncompaction_zstd_level = 99\n").unwrap();
         let err = Config::load(Some(&path), Overrides::default())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("store.zstd_level"), "{err}");
+        assert!(err.contains("store.compaction_zstd_level"), "{err}");
     }
 
     #[test]
