@@ -57,7 +57,7 @@ impl Default for StoreConfig {
             dedupe_window_days: 7,
             compaction_interval_ms: 10_000,
             compaction_min_segments: 4,
-            compaction_max_rows: 1_000_000,
+            compaction_max_rows: 500_000,
             row_group_rows: 128 * 1024,
             flush_zstd_level: 1,
             compaction_zstd_level: 3,
