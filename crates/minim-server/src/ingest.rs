@@ -5,11 +5,13 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use minim_core::EventBatch;
 use minim_ingest::{BodyFormat, ContentEncoding, Decoded, decode_native, decompress};
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -49,7 +51,14 @@ pub(crate) async fn native(
 }
 
 async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let project = auth::ingest_project(app, auth::bearer(headers)).await?;
+    // Early refusals still drain the body, so the client reads the answer.
+    let project = match auth::ingest_project(app, auth::bearer(headers)).await {
+        Ok(p) => p,
+        Err(e) => {
+            drain(body).await;
+            return Err(e);
+        }
+    };
     let limits = &app.inner.limits;
     let max = limits.max_body_bytes;
     let declared = headers
@@ -57,36 +66,34 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max) {
+        drain(body).await;
         return Err(ApiError::BodyTooLarge { limit: max });
     }
-    let encoding = ContentEncoding::from_header(
+    let encoding = match ContentEncoding::from_header(
         headers
             .get(header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok()),
-    )?;
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            drain(body).await;
+            return Err(e.into());
+        }
+    };
     let format = BodyFormat::from_content_type(
         headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok()),
     );
 
-    let _body_permit = reserve(&app.inner.ingest_memory, declared.unwrap_or(max))?;
-    let bytes = Limited::new(body, max)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::BodyTooLarge { limit: max }
-            } else {
-                ApiError::BadRequest {
-                    code: "body_read_failed",
-                    message: "could not read the request body".into(),
-                }
-            }
-        })?
-        .to_bytes();
+    let _body_permit = match reserve(&app.inner.ingest_memory, declared.unwrap_or(max)) {
+        Ok(p) => p,
+        Err(e) => {
+            drain(body).await;
+            return Err(e);
+        }
+    };
+    let bytes = read_body(body, max).await?;
     ::metrics::counter!(t::INGEST_BYTES).increment(bytes.len() as u64);
     let now = app.inner.clock.now_ms();
     let limits = limits.clone();
@@ -142,6 +149,45 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, 
         deduplicated,
     })
     .into_response())
+}
+
+/// Oversized bodies are read and discarded up to this many bytes before the 413 is
+/// sent, so that ordinary clients (which send the whole body before reading the
+/// answer) see the 413 rather than a reset connection; beyond it the connection closes.
+const DRAIN_CAP_BYTES: usize = 64 << 20;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads the body up to `max` bytes; past that, drains it and answers 413.
+async fn read_body(mut body: Body, max: usize) -> Result<Bytes, ApiError> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ApiError::BadRequest {
+            code: "body_read_failed",
+            message: "could not read the request body".into(),
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > max {
+                drain(body).await;
+                return Err(ApiError::BodyTooLarge { limit: max });
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Discards what is left of a body, bounded in bytes and time.
+async fn drain(mut body: Body) {
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > DRAIN_CAP_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Reserves ingest memory for `bytes` of body, or answers 503 when the budget is spent.
