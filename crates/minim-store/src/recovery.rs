@@ -157,8 +157,20 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
     let s2 = shared.clone();
     let threads = vec![
         spawn("minim-wal", Box::new(move || writer.run()))?,
-        spawn("minim-flush", Box::new(move || flush::run(s1, flush_rx)))?,
-        spawn("minim-compact", Box::new(move || compaction::run_loop(s2)))?,
+        spawn(
+            "minim-flush",
+            Box::new(move || {
+                lower_thread_priority();
+                flush::run(s1, flush_rx)
+            }),
+        )?,
+        spawn(
+            "minim-compact",
+            Box::new(move || {
+                lower_thread_priority();
+                compaction::run_loop(s2)
+            }),
+        )?,
     ];
     Ok(Store {
         shared,
@@ -166,6 +178,19 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
         threads: Mutex::new(threads),
         _lock: lock,
     })
+}
+
+/// Background work (flush, compaction) runs at a lower CPU priority (nice 10), so that
+/// on a small machine the latency-critical path (decode, WAL, answer) gets the CPU first.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on this thread's own id; no memory is involved.
+    unsafe {
+        let tid = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) != 0 {
+            tracing::debug!("could not lower the priority of a background thread");
+        }
+    }
 }
 
 /// Takes an exclusive advisory lock on `DIR/LOCK` for the life of the store.

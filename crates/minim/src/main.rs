@@ -15,6 +15,11 @@ use minim_meta::{MetaStore, Role, SqliteMeta};
 
 use crate::config::{Config, LogFormat, Overrides};
 
+/// mimalloc: the ingest path allocates many small strings on the async workers and the
+/// flusher frees them in bulk; glibc malloc's arena locks showed up as latency stalls.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "minim",
