@@ -8,6 +8,9 @@ pub struct ServerConfig {
     pub ingest_memory_bytes: usize,
     /// How long a resolved ingest key is cached (revocation takes effect within this).
     pub key_cache_ttl_ms: u64,
+    /// A request body must arrive within this time, or the request fails with 408
+    /// (slow or stalled clients cannot hold ingest memory forever).
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -15,6 +18,7 @@ impl Default for ServerConfig {
         Self {
             ingest_memory_bytes: 512 << 20,
             key_cache_ttl_ms: 5_000,
+            body_read_timeout_ms: 30_000,
         }
     }
 }
@@ -23,6 +27,9 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.ingest_memory_bytes < 1 << 20 {
             return Err("server.ingest_memory_bytes must be at least 1 MiB".into());
+        }
+        if self.body_read_timeout_ms == 0 {
+            return Err("server.body_read_timeout_ms must be greater than 0".into());
         }
         Ok(())
     }

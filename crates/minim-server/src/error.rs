@@ -21,6 +21,8 @@ pub enum ApiError {
     PayloadTooLarge { code: &'static str, message: String },
     #[error("unsupported content encoding: {0}")]
     UnsupportedEncoding(String),
+    #[error("request body not received in time")]
+    RequestTimeout,
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -66,6 +68,11 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_encoding",
                 message.clone(),
+            ),
+            ApiError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time".into(),
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such route".into()),
             ApiError::MethodNotAllowed => (

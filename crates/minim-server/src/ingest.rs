@@ -93,7 +93,10 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, 
             return Err(e);
         }
     };
-    let bytes = read_body(body, max).await?;
+    let timeout = Duration::from_millis(app.inner.cfg.body_read_timeout_ms);
+    let bytes = tokio::time::timeout(timeout, read_body(body, max))
+        .await
+        .map_err(|_| ApiError::RequestTimeout)??;
     ::metrics::counter!(t::INGEST_BYTES).increment(bytes.len() as u64);
     let now = app.inner.clock.now_ms();
     let limits = limits.clone();

@@ -34,6 +34,7 @@ pub struct App {
 }
 
 struct AppInner {
+    cfg: ServerConfig,
     limits: IngestLimits,
     store: Arc<Store>,
     meta: Arc<dyn MetaStore>,
@@ -55,6 +56,7 @@ impl App {
         let keys = auth::KeyCache::new(cfg.key_cache_ttl_ms);
         Self {
             inner: Arc::new(AppInner {
+                cfg,
                 limits,
                 store,
                 meta,

@@ -355,9 +355,16 @@ async fn full_disk_refuses_writes_then_recovers_when_space_returns() {
     let client = reqwest::Client::new();
     let url = format!("{}/api/v1/events", server.url);
     let mut acked = BTreeSet::new();
-    let mut refused = None;
-    for b in 0..3000u64 {
-        let ids: Vec<u64> = (b * 100..b * 100 + 100).collect();
+    // Fill the disk: a 503 may also be passing backpressure, so go on until /readyz
+    // confirms the store is refusing writes.
+    let mut refused: Option<Vec<u64>> = None;
+    let mut next = 0u64;
+    let mut saw_unready = false;
+    for _ in 0..5000 {
+        let ids: Vec<u64> = refused.take().unwrap_or_else(|| {
+            next += 100;
+            (next - 100..next).collect()
+        });
         let body: Vec<Value> = ids.iter().map(|&i| event(i)).collect();
         let r = client
             .post(&url)
@@ -371,18 +378,25 @@ async fn full_disk_refuses_writes_then_recovers_when_space_returns() {
             503 => {
                 assert!(r.headers().get("retry-after").is_some());
                 refused = Some(ids);
-                break;
+                let ready = client
+                    .get(format!("{}/readyz", server.url))
+                    .send()
+                    .await
+                    .unwrap();
+                if ready.status() == 503 {
+                    saw_unready = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             other => panic!("unexpected status {other}"),
         }
     }
-    let refused = refused.expect("a 3 MB filesystem should fill up");
-    let ready = client
-        .get(format!("{}/readyz", server.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503, "unready while the disk is full");
+    assert!(
+        saw_unready,
+        "a 3 MB filesystem should fill up and make the server unready"
+    );
+    let refused = refused.expect("the last batch was refused");
 
     let grown = Command::new("mount")
         .args(["-o", "remount,size=256m"])
