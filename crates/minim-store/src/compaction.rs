@@ -14,7 +14,7 @@ use crate::flush::{publish_segment_gauges, write_new_segment};
 use crate::manifest::SegmentFile;
 use crate::memtable::PartitionKey;
 use crate::metrics as m;
-use crate::segment::{merge_sorted, read_segment};
+use crate::segment::SortedMerge;
 
 pub(crate) fn run_loop(shared: Arc<Shared>) {
     let interval = Duration::from_millis(shared.cfg.compaction_interval_ms);
@@ -64,14 +64,17 @@ pub(crate) fn run_once(shared: &Shared) -> Result<usize> {
                 } else {
                     cfg.compaction_min_segments
                 };
-                segs.sort_by_key(|s| s.meta.id);
+                // Size-tiered: smallest first, and a larger segment joins only once the
+                // smaller ones add up to half its size, so rows are rewritten O(log n) times.
+                segs.sort_by_key(|s| (s.meta.rows, s.meta.id));
                 let mut picked = Vec::new();
                 let mut rows = 0usize;
                 for s in segs {
-                    if rows + s.meta.rows as usize > cfg.compaction_max_rows && picked.len() >= 2 {
+                    let r = s.meta.rows as usize;
+                    if !picked.is_empty() && (r > 2 * rows || rows + r > cfg.compaction_max_rows) {
                         break;
                     }
-                    rows += s.meta.rows as usize;
+                    rows += r;
                     picked.push(s);
                 }
                 (picked.len() >= min).then_some(picked)
@@ -92,18 +95,14 @@ pub(crate) fn run_once(shared: &Shared) -> Result<usize> {
 
 fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
     let cfg = &shared.cfg;
-    let mut batches = Vec::new();
-    for s in inputs {
-        batches.extend(read_segment(&s.path, None)?);
-    }
-    let merged = merge_sorted(&batches)?;
-    drop(batches);
+    let paths: Vec<&std::path::Path> = inputs.iter().map(|s| s.path.as_path()).collect();
+    let merged = SortedMerge::new(&paths)?;
     let first = &inputs[0].meta;
     let output = write_new_segment(
         shared,
         &first.project,
         first.day,
-        &merged,
+        merged,
         1,
         cfg.compaction_zstd_level,
     )?;

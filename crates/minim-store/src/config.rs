@@ -31,7 +31,8 @@ pub struct StoreConfig {
     pub compaction_interval_ms: u64,
     /// A partition with at least this many small segments is compacted.
     pub compaction_min_segments: usize,
-    /// Row cap of one compacted segment (bounds compaction memory).
+    /// Row cap of one compacted segment (compaction streams, so this bounds file size,
+    /// not memory).
     pub compaction_max_rows: usize,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
@@ -57,7 +58,7 @@ impl Default for StoreConfig {
             dedupe_window_days: 7,
             compaction_interval_ms: 10_000,
             compaction_min_segments: 4,
-            compaction_max_rows: 500_000,
+            compaction_max_rows: 4_000_000,
             row_group_rows: 128 * 1024,
             flush_zstd_level: 1,
             compaction_zstd_level: 3,

@@ -84,12 +84,12 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
     let mut written: Vec<SegmentFile> = Vec::new();
     let res = (|| {
         for (key, chunks) in job.mem.partitions() {
-            let batch = events_to_batch(chunks.iter().flat_map(|c| c.iter()))?;
+            let batch = events_to_batch(chunks.iter().flat_map(|c| c.iter()));
             written.push(write_new_segment(
                 shared,
                 &key.project,
                 key.day,
-                &batch,
+                [batch],
                 0,
                 cfg.flush_zstd_level,
             )?);
@@ -137,7 +137,7 @@ pub(crate) fn write_new_segment(
     shared: &Shared,
     project: &ProjectId,
     day: i32,
-    batch: &RecordBatch,
+    batches: impl IntoIterator<Item = Result<RecordBatch>>,
     level: u32,
     zstd_level: i32,
 ) -> Result<SegmentFile> {
@@ -151,7 +151,7 @@ pub(crate) fn write_new_segment(
     if let Some(dir) = path.parent() {
         create_dir_durable(dir)?;
     }
-    let w = write_segment(&path, project, day, batch, cfg.row_group_rows, zstd_level)?;
+    let w = write_segment(&path, project, day, batches, cfg.row_group_rows, zstd_level)?;
     let meta = SegmentMeta {
         id,
         project: project.clone(),

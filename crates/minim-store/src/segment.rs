@@ -6,19 +6,19 @@
 //! to Parquet modular encryption without a format break.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
     TimestampMillisecondBuilder,
 };
-use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::compute::interleave_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use minim_core::{Event, ProjectId, time::day_string};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -86,21 +86,111 @@ pub fn events_to_batch<'a>(events: impl IntoIterator<Item = &'a Event>) -> Resul
     RecordBatch::try_new(schema(), cols).map_err(|e| parquet_err("<memory>", e))
 }
 
-/// Concatenates batches and sorts rows by (distinct_id, timestamp).
-pub fn merge_sorted(batches: &[RecordBatch]) -> Result<RecordBatch> {
-    let all = concat_batches(&schema(), batches).map_err(|e| parquet_err("<merge>", e))?;
-    let sort = [
-        SortColumn {
-            values: all.column(2).clone(),
-            options: None,
-        },
-        SortColumn {
-            values: all.column(0).clone(),
-            options: None,
-        },
-    ];
-    let idx = lexsort_to_indices(&sort, None).map_err(|e| parquet_err("<merge>", e))?;
-    take_record_batch(&all, &idx).map_err(|e| parquet_err("<merge>", e))
+/// Rows per batch produced by [`SortedMerge`].
+const MERGE_BATCH_ROWS: usize = 8192;
+
+/// A streaming k-way merge of segments that are each sorted by (`distinct_id`,
+/// `timestamp`): yields sorted batches while holding only the current batch of each
+/// input, so compaction memory does not grow with segment size.
+pub struct SortedMerge {
+    cursors: Vec<Cursor>,
+}
+
+struct Cursor {
+    reader: ParquetRecordBatchReader,
+    path: PathBuf,
+    batch: Option<RecordBatch>,
+    did: StringArray,
+    ts: TimestampMillisecondArray,
+    row: usize,
+    /// Index of `batch` in the output chunk being assembled.
+    held: usize,
+}
+
+impl Cursor {
+    /// Moves to the next non-empty batch; `Ok(false)` at the end.
+    fn advance(&mut self) -> Result<bool> {
+        self.batch = None;
+        for next in self.reader.by_ref() {
+            let b = next.map_err(|e| parquet_err(&self.path, e))?;
+            if b.num_rows() == 0 {
+                continue;
+            }
+            self.did = string_col(&b, COL_DISTINCT_ID, &self.path)?.clone();
+            self.ts = ts_col(&b, COL_TIMESTAMP, &self.path)?.clone();
+            self.row = 0;
+            self.batch = Some(b);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn key(&self) -> (&str, i64) {
+        (self.did.value(self.row), self.ts.value(self.row))
+    }
+}
+
+impl SortedMerge {
+    pub fn new(paths: &[&Path]) -> Result<Self> {
+        let mut cursors = Vec::with_capacity(paths.len());
+        for p in paths {
+            let mut c = Cursor {
+                reader: open_segment(p, None, MERGE_BATCH_ROWS)?,
+                path: p.to_path_buf(),
+                batch: None,
+                did: StringArray::from(Vec::<&str>::new()),
+                ts: TimestampMillisecondArray::from(Vec::<i64>::new()),
+                row: 0,
+                held: 0,
+            };
+            if c.advance()? {
+                cursors.push(c);
+            }
+        }
+        Ok(Self { cursors })
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let mut held: Vec<RecordBatch> = Vec::with_capacity(self.cursors.len());
+        for c in &mut self.cursors {
+            if let Some(b) = &c.batch {
+                c.held = held.len();
+                held.push(b.clone());
+            }
+        }
+        let mut indices = Vec::with_capacity(MERGE_BATCH_ROWS);
+        while indices.len() < MERGE_BATCH_ROWS {
+            // Linear scan: k is small; ties go to the earlier input (stable).
+            let mut best: Option<usize> = None;
+            for (i, c) in self.cursors.iter().enumerate() {
+                if c.batch.is_some() && best.is_none_or(|b| c.key() < self.cursors[b].key()) {
+                    best = Some(i);
+                }
+            }
+            let Some(i) = best else { break };
+            let c = &mut self.cursors[i];
+            indices.push((c.held, c.row));
+            c.row += 1;
+            if c.batch.as_ref().is_some_and(|b| c.row == b.num_rows()) && c.advance()? {
+                c.held = held.len();
+                held.extend(c.batch.clone());
+            }
+        }
+        if indices.is_empty() {
+            return Ok(None);
+        }
+        let refs: Vec<&RecordBatch> = held.iter().collect();
+        interleave_record_batch(&refs, &indices)
+            .map(Some)
+            .map_err(|e| parquet_err("<merge>", e))
+    }
+}
+
+impl Iterator for SortedMerge {
+    type Item = Result<RecordBatch>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch().transpose()
+    }
 }
 
 /// Statistics of a written segment.
@@ -112,17 +202,17 @@ pub struct WrittenSegment {
     pub max_ts_ms: i64,
 }
 
-/// Writes `batch` (already sorted) as a segment at `path` and fsyncs it. On failure
-/// the partial file is removed.
+/// Writes `batches` (already sorted, in order) as a segment at `path` and fsyncs it.
+/// On failure the partial file is removed.
 pub fn write_segment(
     path: &Path,
     project: &ProjectId,
     day: i32,
-    batch: &RecordBatch,
+    batches: impl IntoIterator<Item = Result<RecordBatch>>,
     row_group_rows: usize,
     zstd_level: i32,
 ) -> Result<WrittenSegment> {
-    let res = write_segment_inner(path, project, day, batch, row_group_rows, zstd_level);
+    let res = write_segment_inner(path, project, day, batches, row_group_rows, zstd_level);
     if res.is_err() {
         let _ = std::fs::remove_file(path);
     }
@@ -133,7 +223,7 @@ fn write_segment_inner(
     path: &Path,
     project: &ProjectId,
     day: i32,
-    batch: &RecordBatch,
+    batches: impl IntoIterator<Item = Result<RecordBatch>>,
     row_group_rows: usize,
     zstd_level: i32,
 ) -> Result<WrittenSegment> {
@@ -155,32 +245,46 @@ fn write_segment_inner(
     let file = File::create(path).map_err(|e| StoreError::io(path, e))?;
     let mut w =
         ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| parquet_err(path, e))?;
-    w.write(batch).map_err(|e| parquet_err(path, e))?;
+    let (mut rows, mut min_ts_ms, mut max_ts_ms) = (0u64, i64::MAX, i64::MIN);
+    for batch in batches {
+        let batch = batch?;
+        let ts = ts_col(&batch, COL_TIMESTAMP, path)?;
+        if let (Some(lo), Some(hi)) = (arrow::compute::min(ts), arrow::compute::max(ts)) {
+            min_ts_ms = min_ts_ms.min(lo);
+            max_ts_ms = max_ts_ms.max(hi);
+        }
+        rows += batch.num_rows() as u64;
+        w.write(&batch).map_err(|e| parquet_err(path, e))?;
+    }
     let file = w.into_inner().map_err(|e| parquet_err(path, e))?;
     file.sync_all().map_err(|e| StoreError::io(path, e))?;
     let bytes = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
-    let (min_ts_ms, max_ts_ms) = ts_range(batch);
+    if rows == 0 {
+        (min_ts_ms, max_ts_ms) = (0, 0);
+    }
     Ok(WrittenSegment {
-        rows: batch.num_rows() as u64,
+        rows,
         bytes,
         min_ts_ms,
         max_ts_ms,
     })
 }
 
-fn ts_range(batch: &RecordBatch) -> (i64, i64) {
-    let ts = batch
-        .column(0)
-        .as_any()
-        .downcast_ref::<TimestampMillisecondArray>();
-    let min = ts.and_then(arrow::compute::min).unwrap_or(0);
-    let max = ts.and_then(arrow::compute::max).unwrap_or(0);
-    (min, max)
-}
-
 /// Reads a whole segment, checking its format version. `columns` limits the read to
 /// those columns (by name) when given.
 pub fn read_segment(path: &Path, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {
+    let reader = open_segment(path, columns, 8192)?;
+    reader
+        .map(|b| b.map_err(|e| parquet_err(path, e)))
+        .collect()
+}
+
+/// Opens a segment as a stream of batches of `batch_rows`, checking its format version.
+pub fn open_segment(
+    path: &Path,
+    columns: Option<&[&str]>,
+    batch_rows: usize,
+) -> Result<ParquetRecordBatchReader> {
     let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
@@ -206,10 +310,10 @@ pub fn read_segment(path: &Path, columns: Option<&[&str]>) -> Result<Vec<RecordB
         }
         None => builder,
     };
-    let reader = builder.build().map_err(|e| parquet_err(path, e))?;
-    reader
-        .map(|b| b.map_err(|e| parquet_err(path, e)))
-        .collect()
+    builder
+        .with_batch_size(batch_rows)
+        .build()
+        .map_err(|e| parquet_err(path, e))
 }
 
 /// The insert ids stored in a segment (for rebuilding the dedupe index).
@@ -293,7 +397,7 @@ mod tests {
         let events = vec![ev("b", 3), ev("a", 2), ev("b", 1), ev("a", 1)];
         let batch = events_to_batch(&events).unwrap();
         let p = ProjectId::new("p").unwrap();
-        let w = write_segment(&path, &p, 0, &batch, 1024, 3).unwrap();
+        let w = write_segment(&path, &p, 0, [Ok(batch)], 1024, 3).unwrap();
         assert_eq!((w.rows, w.min_ts_ms, w.max_ts_ms), (4, 1, 3));
         let back: Vec<Event> = read_segment(&path, None)
             .unwrap()
@@ -309,16 +413,40 @@ mod tests {
     }
 
     #[test]
-    fn merge_sorted_interleaves() {
-        let a = events_to_batch(&[ev("a", 5), ev("c", 1)]).unwrap();
-        let b = events_to_batch(&[ev("a", 1), ev("b", 9)]).unwrap();
-        let m = merge_sorted(&[a, b]).unwrap();
-        let evs = batch_to_events(&m, Path::new("x")).unwrap();
-        let order: Vec<_> = evs
+    fn streaming_merge_equals_a_full_sort_across_batch_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = ProjectId::new("p").unwrap();
+        let mut all = Vec::new();
+        let mut paths = Vec::new();
+        for seg in 0..3u64 {
+            // 10k rows per input: several reader batches and output batches.
+            let evs: Vec<Event> = (0..10_000u64)
+                .map(|i| {
+                    let x = (i * 7919 + seg * 104_729) % 1_000;
+                    ev(&format!("u{:03}", x % 97), (x * 13 % 50) as i64)
+                })
+                .collect();
+            let path = dir.path().join(format!("{seg}.parquet"));
+            write_segment(&path, &p, 0, [events_to_batch(&evs)], 4096, 1).unwrap();
+            all.extend(evs);
+            paths.push(path);
+        }
+        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        let out = dir.path().join("merged.parquet");
+        let w = write_segment(&out, &p, 0, SortedMerge::new(&refs).unwrap(), 4096, 1).unwrap();
+        assert_eq!(w.rows, 30_000);
+        let got: Vec<(String, i64)> = read_segment(&out, None)
+            .unwrap()
             .iter()
-            .map(|e| (e.distinct_id.as_str(), e.timestamp_ms))
+            .flat_map(|b| batch_to_events(b, &out).unwrap())
+            .map(|e| (e.distinct_id, e.timestamp_ms))
             .collect();
-        assert_eq!(order, vec![("a", 1), ("a", 5), ("b", 9), ("c", 1)]);
+        let mut want: Vec<(String, i64)> = all
+            .into_iter()
+            .map(|e| (e.distinct_id, e.timestamp_ms))
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
     }
 
     #[test]
