@@ -4,6 +4,7 @@ pub const WAL_BYTES: &str = "minim_wal_bytes_total";
 pub const WAL_RECORDS: &str = "minim_wal_records_total";
 pub const WAL_GROUP_COMMITS: &str = "minim_wal_group_commits_total";
 pub const WAL_FSYNC_SECONDS: &str = "minim_wal_fsync_seconds";
+pub const WAL_ROTATE_SECONDS: &str = "minim_wal_rotate_seconds";
 pub const WAL_ERRORS: &str = "minim_wal_errors_total";
 pub const WAL_QUEUE_DEPTH: &str = "minim_wal_queue_depth";
 pub const EVENTS_STORED: &str = "minim_store_events_stored_total";
@@ -31,6 +32,10 @@ pub fn describe() {
     describe_histogram!(
         WAL_FSYNC_SECONDS,
         "Latency of WAL write+fsync per group commit."
+    );
+    describe_histogram!(
+        WAL_ROTATE_SECONDS,
+        "Latency of starting a new WAL file (create, header, fsync file and directory)."
     );
     describe_counter!(WAL_ERRORS, "WAL write or fsync failures.");
     describe_gauge!(

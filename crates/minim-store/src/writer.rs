@@ -254,7 +254,10 @@ impl Writer {
             self.fail_flush_waiters();
             return;
         }
-        let new_file = match self.wal.rotate() {
+        let started = Instant::now();
+        let rotated = self.wal.rotate();
+        ::metrics::histogram!(m::WAL_ROTATE_SECONDS).record(started.elapsed().as_secs_f64());
+        let new_file = match rotated {
             Ok(n) => n,
             Err(e) => {
                 self.shared.wal_ok.store(false, Ordering::Release);
