@@ -248,6 +248,22 @@ async fn sigterm_flushes_everything_and_exits_zero() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // Admin commands work while the server runs, and a new project's key ingests at once.
+    let key2 = create_project(dir.path());
+    let r = client
+        .post(format!("{}/api/v1/events", server.url))
+        .bearer_auth(&key2)
+        .json(&vec![event(1_000_000)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let out = minim(dir.path())
+        .args(["project", "list", "--json"])
+        .output()
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["projects"].as_array().unwrap().len(), 2);
     // A second server on the same directory is refused with a clear error.
     let out = minim(dir.path())
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -268,14 +284,14 @@ async fn sigterm_flushes_everything_and_exits_zero() {
     })
     .unwrap();
     let snap = store.snapshot();
-    assert_eq!(snap.rows(), 500);
+    assert_eq!(snap.rows(), 501);
     assert!(
         snap.memtable.is_empty(),
         "everything was flushed to segments before exit"
     );
     drop(snap);
     drop(store);
-    assert_eq!(stored(dir.path()).len(), 500);
+    assert_eq!(stored(dir.path()).len(), 501);
 }
 
 #[test]
