@@ -89,6 +89,23 @@ fn event(id: u64) -> Value {
     })
 }
 
+/// Posts the test events with these ids as one native batch.
+async fn post(
+    client: &reqwest::Client,
+    server: &Server,
+    key: &str,
+    ids: &[u64],
+) -> reqwest::Response {
+    let body: Vec<Value> = ids.iter().map(|&i| event(i)).collect();
+    client
+        .post(format!("{}/api/v1/events", server.url))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Opens the stored events after the server has stopped: insert_id -> count, and
 /// checks every event is intact (its properties match what was sent).
 fn stored(dir: &Path) -> BTreeMap<String, usize> {
@@ -188,15 +205,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_event() {
     // A clean final run: retry the rest, then stop with SIGTERM.
     let mut server = start(dir.path());
     for b in unacked.drain(..) {
-        let body: Vec<Value> = b.iter().map(|&i| event(i)).collect();
-        let r = client
-            .post(format!("{}/api/v1/events", server.url))
-            .bearer_auth(&key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(post(&client, &server, &key, &b).await.status(), 200);
         acked.extend(b);
     }
     terminate(&mut server.child);
@@ -239,25 +248,14 @@ async fn sigterm_flushes_everything_and_exits_zero() {
     let key = create_project(dir.path());
     let mut server = start(dir.path());
     let client = reqwest::Client::new();
-    let body: Vec<Value> = (0..500).map(event).collect();
-    let r = client
-        .post(format!("{}/api/v1/events", server.url))
-        .bearer_auth(&key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let ids: Vec<u64> = (0..500).collect();
+    assert_eq!(post(&client, &server, &key, &ids).await.status(), 200);
     // Admin commands work while the server runs, and a new project's key ingests at once.
     let key2 = create_project(dir.path());
-    let r = client
-        .post(format!("{}/api/v1/events", server.url))
-        .bearer_auth(&key2)
-        .json(&vec![event(1_000_000)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        post(&client, &server, &key2, &[1_000_000]).await.status(),
+        200
+    );
     let out = minim(dir.path())
         .args(["project", "list", "--json"])
         .output()
@@ -369,7 +367,6 @@ async fn full_disk_refuses_writes_then_recovers_when_space_returns() {
     let key = create_project(&mnt);
     let mut server = start(&mnt);
     let client = reqwest::Client::new();
-    let url = format!("{}/api/v1/events", server.url);
     let mut acked = BTreeSet::new();
     // Fill the disk: a 503 may also be passing backpressure, so go on until /readyz
     // confirms the store is refusing writes.
@@ -381,14 +378,7 @@ async fn full_disk_refuses_writes_then_recovers_when_space_returns() {
             next += 100;
             (next - 100..next).collect()
         });
-        let body: Vec<Value> = ids.iter().map(|&i| event(i)).collect();
-        let r = client
-            .post(&url)
-            .bearer_auth(&key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = post(&client, &server, &key, &ids).await;
         match r.status().as_u16() {
             200 => acked.extend(ids),
             503 => {
@@ -436,15 +426,7 @@ async fn full_disk_refuses_writes_then_recovers_when_space_returns() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let body: Vec<Value> = refused.iter().map(|&i| event(i)).collect();
-    let r = client
-        .post(&url)
-        .bearer_auth(&key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(post(&client, &server, &key, &refused).await.status(), 200);
     acked.extend(refused);
     assert!(terminate(&mut server.child).success());
     let counts = stored(&mnt);
