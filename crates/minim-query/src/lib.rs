@@ -17,6 +17,7 @@
 //! [`reference::run`] returns for the same events. This crate knows nothing about HTTP,
 //! storage or DataFusion; the server maps [`SpecError`] to 400.
 
+pub mod engine;
 pub mod error;
 pub mod limits;
 pub mod props;

@@ -1,0 +1,111 @@
+//! Scalar functions over the `properties` JSON column: `prop_str(properties, name)` is a
+//! property's string form and `prop_num(properties, name)` its numeric value, exactly as
+//! `crate::props` defines them for the reference implementations.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Float64Builder, StringArray, StringBuilder};
+use arrow::datatypes::DataType;
+use datafusion::common::{DataFusionError, ScalarValue};
+use datafusion::error::Result;
+use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use datafusion::prelude::SessionContext;
+
+use crate::props;
+
+pub const PROP_STR: &str = "prop_str";
+pub const PROP_NUM: &str = "prop_num";
+
+pub(crate) fn register(ctx: &SessionContext) {
+    ctx.register_udf(create_udf(
+        PROP_STR,
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            map_properties(args, |props, name, out: &mut StringBuilder| {
+                out.append_option(props::property_string(props, name));
+            })
+        }),
+    ));
+    ctx.register_udf(create_udf(
+        PROP_NUM,
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            map_properties(args, |props, name, out: &mut Float64Builder| {
+                out.append_option(props::get(props, name).and_then(props::value_number));
+            })
+        }),
+    ));
+}
+
+/// Output builders the property functions write into.
+trait Output: Default {
+    fn append_null_value(&mut self);
+    fn finish_array(self) -> ArrayRef;
+}
+
+impl Output for StringBuilder {
+    fn append_null_value(&mut self) {
+        self.append_null();
+    }
+    fn finish_array(mut self) -> ArrayRef {
+        Arc::new(self.finish())
+    }
+}
+
+impl Output for Float64Builder {
+    fn append_null_value(&mut self) {
+        self.append_null();
+    }
+    fn finish_array(mut self) -> ArrayRef {
+        Arc::new(self.finish())
+    }
+}
+
+/// Applies `f` to every row's parsed properties with the (constant) property name.
+fn map_properties<O: Output>(
+    args: &[ColumnarValue],
+    f: impl Fn(&props::Properties, &str, &mut O),
+) -> Result<ColumnarValue> {
+    let [props_arg, name_arg] = args else {
+        return Err(DataFusionError::Plan(
+            "property functions take (properties, name)".into(),
+        ));
+    };
+    let name = match name_arg {
+        ColumnarValue::Scalar(ScalarValue::Utf8(Some(n))) => n.clone(),
+        _ => {
+            return Err(DataFusionError::Plan(
+                "the property name must be a string literal".into(),
+            ));
+        }
+    };
+    let (array, scalar) = match props_arg {
+        ColumnarValue::Array(a) => (a.clone(), false),
+        ColumnarValue::Scalar(s) => (s.to_array()?, true),
+    };
+    let texts = array
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| DataFusionError::Plan("properties must be a string column".into()))?;
+    let mut out = O::default();
+    for i in 0..texts.len() {
+        if texts.is_null(i) {
+            out.append_null_value();
+            continue;
+        }
+        let parsed = props::parse_properties(texts.value(i));
+        f(&parsed, &name, &mut out);
+    }
+    let result = out.finish_array();
+    if scalar {
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+            &result, 0,
+        )?))
+    } else {
+        Ok(ColumnarValue::Array(result))
+    }
+}

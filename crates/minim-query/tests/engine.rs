@@ -1,0 +1,121 @@
+//! The DataFusion session sees exactly the store's events (segments and memtable) of one
+//! project, and the property functions agree with `props`, checked against the
+//! reference definitions on random events.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, Float64Array, Int64Array, StringArray};
+use minim_core::{Event, EventBatch, ProjectId};
+use minim_query::{engine, props};
+use minim_store::{Store, StoreConfig};
+use proptest::prelude::*;
+
+fn ev(i: u32, props_json: String) -> Event {
+    Event {
+        timestamp_ms: 1_767_225_600_000 + i64::from(i) * 60_000,
+        event: ["view", "signup"][i as usize % 2].to_owned(),
+        distinct_id: format!("u{}", i % 7),
+        insert_id: Some(format!("i{i}")),
+        properties: props_json,
+        received_at_ms: 0,
+    }
+}
+
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("null".to_owned()),
+        Just("\"pro\"".to_owned()),
+        Just("\"free\"".to_owned()),
+        Just("1.50".to_owned()),
+        Just("42".to_owned()),
+        Just("true".to_owned()),
+        Just("[1,2]".to_owned()),
+        (-1000i32..1000).prop_map(|n| n.to_string()),
+    ]
+}
+
+fn properties() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        (prop_oneof![Just("plan"), Just("n"), Just("x")], value()),
+        0..4,
+    )
+    .prop_map(|kv| {
+        let mut seen = std::collections::BTreeSet::new();
+        let body: Vec<String> = kv
+            .into_iter()
+            .filter(|(k, _)| seen.insert(*k))
+            .map(|(k, v)| format!("\"{k}\":{v}"))
+            .collect();
+        format!("{{{}}}", body.join(","))
+    })
+}
+
+async fn query_groups(
+    store: &Store,
+    project: &ProjectId,
+    sql: &str,
+) -> BTreeMap<Option<String>, (i64, Option<f64>)> {
+    let ctx = engine::session(&store.snapshot(), project).await.unwrap();
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let mut out = BTreeMap::new();
+    for b in batches {
+        let k = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let c = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        let s = b.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            let key = k.is_valid(i).then(|| k.value(i).to_owned());
+            out.insert(key, (c.value(i), s.is_valid(i).then(|| s.value(i))));
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn engine_groups_match_the_property_definitions(
+        props_list in proptest::collection::vec(properties(), 1..60),
+        flush_at in 0usize..60,
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig { data_dir: dir.path().to_path_buf(), ..StoreConfig::default() }).unwrap();
+        let p = ProjectId::new("p").unwrap();
+        let other = ProjectId::new("other").unwrap();
+        let events: Vec<Event> = props_list.iter().enumerate().map(|(i, pj)| ev(i as u32, pj.clone())).collect();
+        let cut = flush_at.min(events.len());
+        store.append_blocking(EventBatch { project: p.clone(), events: events[..cut].to_vec() }).unwrap();
+        store.flush().unwrap(); // some in segments...
+        store.append_blocking(EventBatch { project: p.clone(), events: events[cut..].to_vec() }).unwrap(); // ...some in the memtable
+        store.append_blocking(EventBatch { project: other, events: events.clone() }).unwrap();
+
+        // Reference: group by the string form of `plan`, count, sum the numeric `n`.
+        let mut want: BTreeMap<Option<String>, (i64, Option<f64>)> = BTreeMap::new();
+        for e in &events {
+            let pr = props::parse_properties(&e.properties);
+            let entry = want.entry(props::property_string(&pr, "plan")).or_insert((0, None));
+            entry.0 += 1;
+            if let Some(n) = props::get(&pr, "n").and_then(props::value_number) {
+                entry.1 = Some(entry.1.unwrap_or(0.0) + n);
+            }
+        }
+        let got = rt.block_on(query_groups(
+            &store,
+            &p,
+            "SELECT prop_str(properties, 'plan') AS plan, count(*) AS c, sum(prop_num(properties, 'n')) AS s \
+             FROM events GROUP BY plan",
+        ));
+        prop_assert_eq!(got.len(), want.len());
+        for (k, (c, s)) in &want {
+            let (gc, gs) = got.get(k).copied().unwrap_or((-1, None));
+            prop_assert_eq!(gc, *c, "count for {:?}", k);
+            match (s, gs) {
+                (Some(a), Some(b)) => prop_assert!((a - b).abs() < 1e-9, "sum for {:?}: {} vs {}", k, a, b),
+                (None, None) => {}
+                other => prop_assert!(false, "sum for {:?}: {:?}", k, other),
+            }
+        }
+        store.shutdown().unwrap();
+    }
+}
