@@ -524,27 +524,13 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// Decimal digits of `v`, right-aligned in `buf`.
-fn digits(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    &buf[i..]
-}
-
 /// Decimal digits of `v`.
 pub(crate) fn push_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(digits(v, &mut [0; 20]));
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 fn push_u64_str(out: &mut String, v: u64) {
-    out.extend(digits(v, &mut [0; 20]).iter().map(|&b| char::from(b)));
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
 /// `cents / 100` the way `serde_json` prints that `f64` (shortest round-trip form:
