@@ -5,6 +5,7 @@
 //! Insight kinds will compile to plans over this session; `reference/` stays the oracle.
 
 mod table;
+mod udaf;
 mod udf;
 
 use datafusion::error::Result;
@@ -23,6 +24,7 @@ pub async fn session(snapshot: &Snapshot, project: &ProjectId) -> Result<Session
     );
     let ctx = SessionContext::new_with_config(config);
     udf::register(&ctx);
+    udaf::register(&ctx);
     table::register_events(&ctx, snapshot, project).await?;
     Ok(ctx)
 }
