@@ -46,6 +46,168 @@ pub fn property_string(props: &Properties, name: &str) -> Option<String> {
     get(props, name).and_then(value_string)
 }
 
+/// A property name prepared for [`RawLookup::find`]: its JSON-escaped, quoted form as it
+/// appears in canonical properties text.
+#[derive(Debug, Clone)]
+pub struct RawLookup {
+    quoted: String,
+}
+
+/// What [`RawLookup::find`] found in one event's properties text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawValue<'a> {
+    /// The property is absent or `null`.
+    Unset,
+    /// A string without escapes: its contents, borrowed.
+    Str(&'a str),
+    /// Any other value (escaped string, number, bool, array, object): its JSON text.
+    Json(&'a str),
+}
+
+impl RawLookup {
+    pub fn new(name: &str) -> Self {
+        Self {
+            quoted: serde_json::to_string(name).unwrap_or_default(),
+        }
+    }
+
+    /// Finds the property in `text` without parsing the whole object.
+    ///
+    /// Ingest stores canonical text (compact, keys unique, minimal escapes: see
+    /// `minim-ingest`), which this scanner walks key by key, skipping values. Text it
+    /// does not understand returns `None`: the caller then falls back to
+    /// [`parse_properties`], so the answer is always the one the definitions above give.
+    pub fn find<'a>(&self, text: &'a str) -> Option<RawValue<'a>> {
+        let b = text.as_bytes();
+        if b.first() != Some(&b'{') {
+            return None;
+        }
+        let key = self.quoted.as_bytes();
+        let mut i = 1;
+        if b.get(i) == Some(&b'}') {
+            return (i + 1 == b.len()).then_some(RawValue::Unset);
+        }
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let key_end = skip_string(b, i)?;
+            if b.get(key_end) != Some(&b':') {
+                return None;
+            }
+            let value_start = key_end + 1;
+            let value_end = skip_value(b, value_start)?;
+            if &b[i..key_end] == key {
+                let raw = text.get(value_start..value_end)?;
+                return Some(match raw {
+                    "null" => RawValue::Unset,
+                    _ if raw.len() >= 2 && raw.starts_with('"') && !raw.contains('\\') => {
+                        RawValue::Str(&raw[1..raw.len() - 1])
+                    }
+                    _ => RawValue::Json(raw),
+                });
+            }
+            match b.get(value_end) {
+                Some(b',') => i = value_end + 1,
+                Some(b'}') if value_end + 1 == b.len() => return Some(RawValue::Unset),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The string form of the property in `text` ([`property_string`]).
+    pub fn string<'a>(&self, text: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        match self.find(text) {
+            Some(RawValue::Unset) => None,
+            Some(RawValue::Str(s)) => Some(std::borrow::Cow::Borrowed(s)),
+            Some(RawValue::Json(raw)) => serde_json::from_str::<Value>(raw)
+                .ok()
+                .as_ref()
+                .and_then(value_string)
+                .map(std::borrow::Cow::Owned),
+            None => property_string(&parse_properties(text), self.name()?.as_str())
+                .map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// The numeric value of the property in `text` ([`value_number`]).
+    pub fn number(&self, text: &str) -> Option<f64> {
+        match self.find(text) {
+            Some(RawValue::Unset | RawValue::Str(_)) => None,
+            Some(RawValue::Json(raw)) => {
+                let first = raw.as_bytes().first()?;
+                if *first == b'-' || first.is_ascii_digit() {
+                    serde_json::from_str::<Value>(raw)
+                        .ok()
+                        .as_ref()
+                        .and_then(value_number)
+                } else {
+                    None
+                }
+            }
+            None => get(&parse_properties(text), self.name()?.as_str()).and_then(value_number),
+        }
+    }
+
+    fn name(&self) -> Option<String> {
+        serde_json::from_str(&self.quoted).ok()
+    }
+}
+
+/// End (exclusive) of the JSON string starting at `b[start] == '"'`.
+fn skip_string(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    loop {
+        let off = memchr2(b'"', b'\\', b.get(i..)?)?;
+        i += off;
+        if b[i] == b'\\' {
+            i += 2;
+        } else {
+            return Some(i + 1);
+        }
+    }
+}
+
+/// End (exclusive) of the compact JSON value starting at `start`.
+fn skip_value(b: &[u8], start: usize) -> Option<usize> {
+    match b.get(start)? {
+        b'"' => skip_string(b, start),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = start;
+            loop {
+                match b.get(i)? {
+                    b'"' => {
+                        i = skip_string(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let rest = b.get(start..)?;
+            let len = rest
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']'))
+                .unwrap_or(rest.len());
+            (len > 0).then_some(start + len)
+        }
+    }
+}
+
+fn memchr2(a: u8, c: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|x| *x == a || *x == c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +229,33 @@ mod tests {
         assert_eq!(get(&p, "s").and_then(value_number), None);
         assert!(parse_properties("[1]").is_empty());
         assert!(parse_properties("not json").is_empty());
+    }
+
+    #[test]
+    fn raw_lookup_agrees_with_the_definitions() {
+        let texts = [
+            r#"{"s":"pro","i":42,"f":1.50,"b":true,"n":null,"a":[1,"x,}"],"o":{"k":{"z":"]"}},"e":"a\"b","u":"\u00e9"}"#,
+            "{}",
+            "[1]",
+            "not json",
+            r#"{"s" : "spaced"}"#,
+            r#"{"k\"q":1,"s":"after"}"#,
+        ];
+        for text in texts {
+            let parsed = parse_properties(text);
+            for name in ["s", "i", "f", "b", "n", "a", "o", "e", "u", "missing", "k\"q"] {
+                let lookup = RawLookup::new(name);
+                assert_eq!(
+                    lookup.string(text).map(|c| c.into_owned()),
+                    property_string(&parsed, name),
+                    "{name} in {text}"
+                );
+                assert_eq!(
+                    lookup.number(text),
+                    get(&parsed, name).and_then(value_number),
+                    "{name} in {text}"
+                );
+            }
+        }
     }
 }

@@ -90,6 +90,22 @@ pub fn bucket_count(interval: Interval, from: Date, to: Date) -> u64 {
     }
 }
 
+/// How many buckets after the one starting at `first_ms` the bucket starting at
+/// `bucket_ms` is (both must be bucket starts of `interval`); negative before it.
+pub fn bucket_index(interval: Interval, first_ms: i64, bucket_ms: i64) -> Option<i64> {
+    match interval {
+        Interval::Hour => Some((bucket_ms - first_ms).div_euclid(MS_PER_HOUR)),
+        Interval::Day => Some((bucket_ms - first_ms).div_euclid(MS_PER_DAY)),
+        Interval::Week => Some((bucket_ms - first_ms).div_euclid(7 * MS_PER_DAY)),
+        Interval::Month => {
+            let months = |ms: i64| {
+                date_of(ms).map(|d| i64::from(d.year()) * 12 + i64::from(d.month0()))
+            };
+            Some(months(bucket_ms)? - months(first_ms)?)
+        }
+    }
+}
+
 /// The label of the bucket starting at `start_ms` (see the module docs).
 pub fn label(interval: Interval, start_ms: i64) -> String {
     let Some(dt) = DateTime::from_timestamp_millis(start_ms) else {

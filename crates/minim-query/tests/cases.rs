@@ -1,4 +1,6 @@
-//! Runs the query cases in `tests/cases/*.json` through the reference and compares JSON.
+//! Runs the query cases in `tests/cases/*.json` through the reference and through the
+//! engine (DataFusion over a real store: part of the events in segments, part in the
+//! memtable) and compares both with the expected JSON.
 //!
 //! A case file is `{"description": "...", "events": [...], "query": {...}, "expected": {...}}`
 //! or, for several queries over the same events, `{"events": [...], "queries": [{"name":
@@ -10,6 +12,10 @@
 //! Numbers compare strictly by kind: an expected integer needs an integer, an expected
 //! float (`3.0`) a float, equal within 1e-9 relative. `tests/invalid_specs.json` lists
 //! refused specs with the error code and field they must produce.
+
+mod support;
+
+use support::diff;
 
 use std::path::{Path, PathBuf};
 
@@ -77,51 +83,6 @@ fn to_event(e: &CaseEvent) -> Event {
     }
 }
 
-/// Compares `actual` with `expected`; on a difference, returns the JSON path of the first.
-fn diff(expected: &Value, actual: &Value, path: &str) -> Option<String> {
-    match (expected, actual) {
-        (Value::Number(e), Value::Number(a)) => {
-            let same = if e.is_f64() {
-                a.is_f64() && {
-                    let (x, y) = (
-                        e.as_f64().unwrap_or(f64::NAN),
-                        a.as_f64().unwrap_or(f64::NAN),
-                    );
-                    (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
-                }
-            } else {
-                !a.is_f64() && e == a
-            };
-            (!same).then(|| format!("{path}: expected {e}, got {a}"))
-        }
-        (Value::Array(e), Value::Array(a)) => {
-            if e.len() != a.len() {
-                return Some(format!(
-                    "{path}: expected {} entries, got {}",
-                    e.len(),
-                    a.len()
-                ));
-            }
-            e.iter()
-                .zip(a)
-                .enumerate()
-                .find_map(|(i, (x, y))| diff(x, y, &format!("{path}[{i}]")))
-        }
-        (Value::Object(e), Value::Object(a)) => {
-            let mut keys: Vec<&String> = e.keys().chain(a.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            keys.into_iter().find_map(|k| match (e.get(k), a.get(k)) {
-                (Some(x), Some(y)) => diff(x, y, &format!("{path}.{k}")),
-                (Some(_), None) => Some(format!("{path}.{k}: missing")),
-                (None, Some(y)) => Some(format!("{path}.{k}: unexpected {y}")),
-                (None, None) => None,
-            })
-        }
-        (e, a) => (e != a).then(|| format!("{path}: expected {e}, got {a}")),
-    }
-}
-
 fn case_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -158,6 +119,7 @@ fn query_cases() {
             });
         }
         assert!(!queries.is_empty(), "{name}: no query");
+        let fixture = support::Fixture::new(&events, events.len() / 2);
         for q in queries {
             ran += 1;
             let label = format!("{name} / {}", q.name);
@@ -179,6 +141,15 @@ fn query_cases() {
             let again = reference::run(&spec, &reversed).expect("validated spec runs");
             if again != result {
                 failures.push(format!("{label}: answer depends on event order"));
+            }
+            match fixture.query(&spec) {
+                Ok(engine) => {
+                    let actual = serde_json::to_value(&engine).expect("results serialize");
+                    if let Some(d) = diff(&q.expected, &actual, "$") {
+                        failures.push(format!("{label}: engine: {d}\n  actual: {actual}"));
+                    }
+                }
+                Err(e) => failures.push(format!("{label}: engine failed: {e}")),
             }
         }
     }

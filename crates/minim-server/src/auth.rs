@@ -54,6 +54,26 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Resolves an API token (never an ingest key) to what it grants, or `Unauthorized`
+/// without saying why (missing, malformed, unknown, expired or revoked).
+pub(crate) async fn api_token(
+    app: &App,
+    token: Option<&str>,
+) -> Result<minim_meta::TokenInfo, ApiError> {
+    let token = token.ok_or(ApiError::Unauthorized)?;
+    if !minim_meta::looks_valid(minim_meta::KeyKind::ApiToken, token) {
+        return Err(ApiError::Unauthorized);
+    }
+    let meta = app.inner.meta.clone();
+    let token = token.to_owned();
+    let now = app.inner.clock.now_ms();
+    tokio::task::spawn_blocking(move || meta.verify_token(&token, now))
+        .await
+        .map_err(|e| ApiError::Internal(format!("token lookup task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or(ApiError::Unauthorized)
+}
+
 /// Resolves an ingest key to its project, or `Unauthorized` without saying why.
 pub(crate) async fn ingest_project(app: &App, key: Option<&str>) -> Result<ProjectId, ApiError> {
     let key = key.ok_or(ApiError::Unauthorized)?;

@@ -6,6 +6,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use minim_ingest::DecodeError;
+use minim_query::SpecError;
+use minim_query::engine::QueryError;
 use minim_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,15 @@ pub enum ApiError {
     RequestTimeout,
     #[error("not found")]
     NotFound,
+    /// Valid credentials that may not do this (wrong project or role).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// A query spec was refused; names the field.
+    #[error(transparent)]
+    InvalidSpec(SpecError),
+    /// A query was refused or could not finish within its limits.
+    #[error(transparent)]
+    Query(QueryError),
     #[error("method not allowed")]
     MethodNotAllowed,
     /// Too much work in flight; retry.
@@ -75,6 +86,9 @@ impl ApiError {
                 "the request body did not arrive in time".into(),
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such route".into()),
+            ApiError::Forbidden(why) => (StatusCode::FORBIDDEN, "forbidden", (*why).into()),
+            ApiError::InvalidSpec(e) => (StatusCode::BAD_REQUEST, e.code(), e.message().into()),
+            ApiError::Query(e) => query_parts(e),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -96,6 +110,45 @@ impl ApiError {
                 "internal error; see the server log".into(),
             ),
         }
+    }
+}
+
+/// Status, code and message of a query failure: the client's fault is 4xx, a limit
+/// that a retry may pass (busy, timeout) is 503, a bug is 500 without details.
+fn query_parts(e: &QueryError) -> (StatusCode, &'static str, String) {
+    let (status, code) = match e {
+        QueryError::Spec(s) => return (StatusCode::BAD_REQUEST, s.code(), s.message().into()),
+        QueryError::InvalidSql(_) => (StatusCode::BAD_REQUEST, "invalid_sql"),
+        QueryError::SqlNotAllowed(_) => (StatusCode::BAD_REQUEST, "sql_not_allowed"),
+        QueryError::TooManyRows { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "too_many_rows"),
+        QueryError::MemoryExceeded { .. } => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "query_memory_exceeded")
+        }
+        QueryError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "query_timeout"),
+        QueryError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+        QueryError::Internal(_) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error; see the server log".into(),
+            );
+        }
+    };
+    (status, code, e.to_string())
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Spec(s) => ApiError::InvalidSpec(s),
+            other => ApiError::Query(other),
+        }
+    }
+}
+
+impl From<SpecError> for ApiError {
+    fn from(e: SpecError) -> Self {
+        ApiError::InvalidSpec(e)
     }
 }
 
@@ -133,10 +186,24 @@ impl IntoResponse for ApiError {
         let (status, code, message) = self.parts();
         match &self {
             ApiError::Internal(detail) => tracing::error!(detail = %detail, "internal error"),
+            ApiError::Query(QueryError::Internal(detail)) => {
+                tracing::error!(detail = %detail, "query failed")
+            }
+            ApiError::Query(e @ (QueryError::Timeout { .. } | QueryError::MemoryExceeded { .. })) => {
+                tracing::warn!(error = %e, "query stopped at a limit")
+            }
             ApiError::Unavailable(detail) => tracing::warn!(detail = %detail, "refusing writes"),
             _ => {}
         }
-        let body = serde_json::json!({ "error": { "code": code, "message": message } });
+        let mut error = serde_json::json!({ "code": code, "message": message });
+        let field = match &self {
+            ApiError::InvalidSpec(e) | ApiError::Query(QueryError::Spec(e)) => Some(e.field()),
+            _ => None,
+        };
+        if let (Some(field), Some(obj)) = (field, error.as_object_mut()) {
+            obj.insert("field".into(), field.into());
+        }
+        let body = serde_json::json!({ "error": error });
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut().insert(

@@ -11,6 +11,7 @@ mod config;
 mod error;
 mod health;
 mod ingest;
+mod query;
 mod routes;
 pub mod telemetry;
 
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use minim_core::time::Clock;
 use minim_ingest::IngestLimits;
 use minim_meta::MetaStore;
+use minim_query::engine::QueryEngine;
 use minim_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -41,6 +43,8 @@ struct AppInner {
     keys: auth::KeyCache,
     /// Ingest memory budget in KiB: request bodies and their parsed form must fit.
     ingest_memory: Arc<Semaphore>,
+    /// Runs insight and SQL queries on its own thread pool, within its limits.
+    engine: Arc<QueryEngine>,
     clock: Clock,
 }
 
@@ -50,6 +54,7 @@ impl App {
         limits: IngestLimits,
         store: Arc<Store>,
         meta: Arc<dyn MetaStore>,
+        engine: Arc<QueryEngine>,
         clock: Clock,
     ) -> Self {
         let kib = (cfg.ingest_memory_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
@@ -62,6 +67,7 @@ impl App {
                 meta,
                 keys,
                 ingest_memory: Arc::new(Semaphore::new(kib)),
+                engine,
                 clock,
             }),
         }

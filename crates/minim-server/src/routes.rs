@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use crate::{ApiError, App, health, ingest};
+use crate::{ApiError, App, health, ingest, query};
 
 pub(crate) fn router(app: App) -> Router {
     Router::new()
@@ -15,6 +15,14 @@ pub(crate) fn router(app: App) -> Router {
         .route(
             "/api/v1/events",
             post(ingest::native).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/v1/projects/{project_id}/query",
+            post(query::insight).layer(DefaultBodyLimit::max(query::MAX_QUERY_BODY_BYTES)),
+        )
+        .route(
+            "/api/v1/projects/{project_id}/sql",
+            post(query::sql).layer(DefaultBodyLimit::max(query::MAX_QUERY_BODY_BYTES)),
         )
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -10,6 +10,7 @@ pub const EVENTS_RECEIVED: &str = "minim_ingest_events_received_total";
 pub const EVENTS_ACCEPTED: &str = "minim_ingest_events_accepted_total";
 pub const EVENTS_REJECTED: &str = "minim_ingest_events_rejected_total";
 pub const INGEST_MEMORY_AVAILABLE_BYTES: &str = "minim_ingest_memory_available_bytes";
+pub const QUERY_SECONDS: &str = "minim_query_seconds";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -41,7 +42,11 @@ pub fn render() -> String {
 }
 
 fn describe() {
-    use metrics::{describe_counter, describe_gauge};
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!(
+        QUERY_SECONDS,
+        "Query latency by kind (trends, funnel, retention, paths, events, sql), answered or not."
+    );
     describe_counter!(INGEST_REQUESTS, "Ingest HTTP requests by status code.");
     describe_counter!(
         INGEST_BYTES,

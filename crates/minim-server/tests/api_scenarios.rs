@@ -15,6 +15,11 @@ async fn ingest_scenarios() {
     run_file("ingest.json").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_scenarios() {
+    run_file("query.json").await;
+}
+
 async fn run_file(name: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/scenarios")
@@ -63,7 +68,8 @@ async fn send(server: &TestServer, req: &Value) -> reqwest::Response {
     let path = req
         .get("path")
         .and_then(Value::as_str)
-        .unwrap_or("/api/v1/events");
+        .unwrap_or("/api/v1/events")
+        .replace("{project}", server.project.as_str());
     let mut b = server
         .client
         .request(method.parse().unwrap(), format!("{}{}", server.url, path));
@@ -73,6 +79,12 @@ async fn send(server: &TestServer, req: &Value) -> reqwest::Response {
             b = b.bearer_auth(minim_meta::generate_secret(minim_meta::KeyKind::Ingest))
         }
         Some("revoked") => b = b.bearer_auth(server.revoked_key()),
+        Some("viewer") => b = b.bearer_auth(server.token(minim_meta::Role::Viewer)),
+        Some("analyst") => b = b.bearer_auth(server.token(minim_meta::Role::Analyst)),
+        Some("admin") => b = b.bearer_auth(server.token(minim_meta::Role::Admin)),
+        Some("auditor") => b = b.bearer_auth(server.token(minim_meta::Role::Auditor)),
+        Some("other_project") => b = b.bearer_auth(server.other_project_token()),
+        Some("revoked_token") => b = b.bearer_auth(server.revoked_token()),
         _ => {}
     }
     let mut body: Option<Vec<u8>> = None;

@@ -11,6 +11,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use minim_ingest::IngestLimits;
 use minim_server::ServerConfig;
+use minim_query::engine::EngineConfig;
 use minim_store::StoreConfig;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -22,6 +23,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub ingest: IngestLimits,
     pub store: StoreConfig,
+    /// Query execution limits (`[query]`).
+    pub query: EngineConfig,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -58,13 +61,16 @@ impl Default for Config {
             server: ServerConfig::default(),
             ingest: IngestLimits::default(),
             store: StoreConfig::default(),
+            query: EngineConfig::default(),
         }
     }
 }
 
 /// Top-level keys that environment variables may set; other `MINIM_*` variables
 /// (e.g. `MINIM_INGEST_KEY` for the load tool) are not configuration.
-const ENV_KEYS: &[&str] = &["data_dir", "listen", "logging", "server", "ingest", "store"];
+const ENV_KEYS: &[&str] = &[
+    "data_dir", "listen", "logging", "server", "ingest", "store", "query",
+];
 
 /// Values given on the command line (highest precedence).
 #[derive(Debug, Default, serde::Serialize)]
@@ -110,6 +116,9 @@ impl Config {
         self.server
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.query
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: query.{e}"))?;
         if self.server.ingest_memory_bytes < 2 * 3 * self.ingest.max_body_bytes {
             bail!(
                 "invalid configuration: server.ingest_memory_bytes must be at least 6 x ingest.max_body_bytes \

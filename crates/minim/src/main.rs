@@ -191,6 +191,10 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         cfg.ingest.clone(),
         Arc::new(store),
         meta,
+        Arc::new(
+            minim_query::engine::QueryEngine::new(cfg.query.clone())
+                .context("starting the query engine")?,
+        ),
         Clock::system(),
     );
     let rt = runtime()?;

@@ -1,30 +1,295 @@
-//! The DataFusion side of the query layer (issue 3, in progress): a per-query session
-//! whose `events` table is one project's segments plus its memtable, and the scalar
-//! functions that read event properties with the same meaning as `crate::props`.
+//! The production query engine: Apache DataFusion over one project's segments and
+//! memtable. Each insight kind compiles to DataFusion plans in its own file
+//! (`trends.rs`, `funnel.rs`, `retention.rs`, `paths.rs`, `events.rs`), the scoped SQL
+//! endpoint lives in `sql.rs`, and Minim's functions in `udf.rs` (scalar) and `udaf/`
+//! (aggregates). Every answer must equal [`crate::reference::run`] for the same events.
 //!
-//! Insight kinds will compile to plans over this session; `reference/` stays the oracle.
+//! [`QueryEngine`] owns what bounds a query: a dedicated thread pool (queries never run
+//! on the ingest runtime), a concurrency limit, a memory pool per query (no spilling:
+//! event data never lands in temp files), a timeout that cancels the plan, and a cap
+//! on SQL result rows.
 
+mod columns;
+mod events;
+mod filter;
+mod funnel;
+mod paths;
+mod retention;
+mod sql;
 mod table;
+mod trends;
 mod udaf;
 mod udf;
 
-use datafusion::error::Result;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use minim_core::ProjectId;
 use minim_store::Snapshot;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
+use crate::error::SpecError;
+use crate::limits::SpecLimits;
+use crate::result::QueryResult;
+use crate::spec::QuerySpec;
+
+pub use sql::SqlResult;
 pub use table::EVENTS_TABLE;
 pub use udf::{PROP_NUM, PROP_STR};
 
+/// Bounds of query execution (`[query]` in the server config). Every limit has a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Threads of the query pool (0: one per CPU).
+    pub threads: usize,
+    /// Queries running at once; more wait up to `queue_timeout_ms`, then get 503.
+    pub max_concurrent_queries: usize,
+    /// How long a query may wait for a slot.
+    pub queue_timeout_ms: u64,
+    /// Memory one query may hold in operators (hash tables, sorts, aggregate state).
+    pub memory_bytes_per_query: usize,
+    /// Wall-clock limit of one query; the plan is cancelled when it passes.
+    pub timeout_ms: u64,
+    /// Rows a SQL query may return.
+    pub max_sql_rows: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            threads: 0,
+            max_concurrent_queries: 4,
+            queue_timeout_ms: 5_000,
+            memory_bytes_per_query: 1 << 30,
+            timeout_ms: 30_000,
+            max_sql_rows: 10_000,
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("max_concurrent_queries", self.max_concurrent_queries as u64),
+            ("memory_bytes_per_query", self.memory_bytes_per_query as u64),
+            ("timeout_ms", self.timeout_ms),
+            ("max_sql_rows", self.max_sql_rows as u64),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a query was not answered. Only the server maps these to HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The spec is malformed (400, names the field).
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The SQL text does not parse, plan or type-check (400).
+    #[error("{0}")]
+    InvalidSql(String),
+    /// The SQL is valid but not allowed here: DDL, DML, `SET`, other tables (400).
+    #[error("{0}")]
+    SqlNotAllowed(String),
+    /// The SQL result has more rows than allowed.
+    #[error("the result has more than {limit} rows; add a LIMIT or aggregate")]
+    TooManyRows { limit: usize },
+    /// The query needed more memory than one query may use.
+    #[error("the query needs more than {limit_bytes} bytes of memory; narrow the date range or the breakdown")]
+    MemoryExceeded { limit_bytes: usize },
+    /// The query ran longer than allowed and was cancelled.
+    #[error("the query did not finish within {timeout_ms} ms and was cancelled")]
+    Timeout { timeout_ms: u64 },
+    /// Every query slot is busy (retryable).
+    #[error("too many queries are running; retry shortly")]
+    Busy,
+    /// A bug or an I/O failure; details are for the log only.
+    #[error("internal query error: {0}")]
+    Internal(String),
+}
+
+impl QueryError {
+    pub(crate) fn from_df(e: DataFusionError, limits: &EngineConfig) -> Self {
+        match e.find_root() {
+            DataFusionError::ResourcesExhausted(_) => Self::MemoryExceeded {
+                limit_bytes: limits.memory_bytes_per_query,
+            },
+            DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
+                Self::InvalidSql(e.find_root().to_string())
+            }
+            DataFusionError::NotImplemented(m) => Self::InvalidSql(format!("not supported: {m}")),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Runs queries on a dedicated thread pool within [`EngineConfig`]'s bounds.
+pub struct QueryEngine {
+    config: EngineConfig,
+    spec_limits: SpecLimits,
+    runtime: Option<tokio::runtime::Runtime>,
+    slots: Arc<Semaphore>,
+}
+
+impl QueryEngine {
+    pub fn new(config: EngineConfig) -> std::io::Result<Self> {
+        let threads = if config.threads == 0 {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        } else {
+            config.threads
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("minim-query")
+            .enable_all()
+            .build()?;
+        let slots = Arc::new(Semaphore::new(config.max_concurrent_queries.max(1)));
+        Ok(Self {
+            config,
+            spec_limits: SpecLimits::default(),
+            runtime: Some(runtime),
+            slots,
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn spec_limits(&self) -> &SpecLimits {
+        &self.spec_limits
+    }
+
+    /// Validates and answers an insight query over `project`'s events in `snapshot`.
+    pub async fn query(
+        &self,
+        snapshot: Snapshot,
+        project: ProjectId,
+        spec: QuerySpec,
+    ) -> Result<QueryResult, QueryError> {
+        spec.validate_with(&self.spec_limits)?;
+        let config = self.config.clone();
+        self.run(move |ctx| async move { run_spec(&ctx, &spec, &config).await }, snapshot, project)
+            .await
+    }
+
+    /// Runs read-only SQL over `project`'s `events` table (see `sql.rs`).
+    pub async fn sql(
+        &self,
+        snapshot: Snapshot,
+        project: ProjectId,
+        sql: String,
+    ) -> Result<SqlResult, QueryError> {
+        let config = self.config.clone();
+        self.run(move |ctx| async move { sql::run(&ctx, &sql, &config).await }, snapshot, project)
+            .await
+    }
+
+    /// Takes a slot, builds the session and runs `job` on the query pool with the timeout.
+    async fn run<T, F, Fut>(
+        &self,
+        job: F,
+        snapshot: Snapshot,
+        project: ProjectId,
+    ) -> Result<T, QueryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(SessionContext) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, QueryError>> + Send + 'static,
+    {
+        let queue = Duration::from_millis(self.config.queue_timeout_ms);
+        let _slot = match tokio::time::timeout(queue, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(QueryError::Busy),
+        };
+        let Some(runtime) = self.runtime.as_ref() else {
+            return Err(QueryError::Internal("query engine stopped".into()));
+        };
+        let config = self.config.clone();
+        let handle = runtime.spawn(async move {
+            let ctx = session_with_limits(&snapshot, &project, &config)
+                .await
+                .map_err(|e| QueryError::from_df(e, &config))?;
+            job(ctx).await
+        });
+        let abort = handle.abort_handle();
+        let timeout = Duration::from_millis(self.config.timeout_ms);
+        match tokio::time::timeout(timeout, handle).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(QueryError::Internal(format!("query task failed: {join}"))),
+            Err(_) => {
+                abort.abort();
+                Err(QueryError::Timeout {
+                    timeout_ms: self.config.timeout_ms,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for QueryEngine {
+    fn drop(&mut self) {
+        // Dropping a runtime inside another one panics; let its threads wind down alone.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+async fn run_spec(
+    ctx: &SessionContext,
+    spec: &QuerySpec,
+    config: &EngineConfig,
+) -> Result<QueryResult, QueryError> {
+    let df_err = |e| QueryError::from_df(e, config);
+    Ok(match spec {
+        QuerySpec::Trends(s) => QueryResult::Trends(trends::run(ctx, s).await.map_err(df_err)?),
+        QuerySpec::Funnel(s) => QueryResult::Funnel(funnel::run(ctx, s).await.map_err(df_err)?),
+        QuerySpec::Retention(s) => {
+            QueryResult::Retention(retention::run(ctx, s).await.map_err(df_err)?)
+        }
+        QuerySpec::Paths(s) => QueryResult::Paths(paths::run(ctx, s).await.map_err(df_err)?),
+        QuerySpec::Events(s) => QueryResult::Events(events::run(ctx, s).await.map_err(df_err)?),
+    })
+}
+
 /// A DataFusion session over `project`'s events in `snapshot`, with Minim's functions
-/// registered. Only that project's data is reachable from it.
-pub async fn session(snapshot: &Snapshot, project: &ProjectId) -> Result<SessionContext> {
-    let config = SessionConfig::new().with_target_partitions(
-        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-    );
-    let ctx = SessionContext::new_with_config(config);
+/// registered and default limits. Only that project's data is reachable from it.
+pub async fn session(snapshot: &Snapshot, project: &ProjectId) -> DfResult<SessionContext> {
+    session_with_limits(snapshot, project, &EngineConfig::default()).await
+}
+
+async fn session_with_limits(
+    snapshot: &Snapshot,
+    project: &ProjectId,
+    config: &EngineConfig,
+) -> DfResult<SessionContext> {
+    let partitions = if config.threads == 0 {
+        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    } else {
+        config.threads
+    };
+    let session_config = SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_information_schema(false);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(config.memory_bytes_per_query, 1.0)
+        .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+        .build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(session_config, runtime);
     udf::register(&ctx);
     udaf::register(&ctx);
-    table::register_events(&ctx, snapshot, project).await?;
+    table::register_events(&ctx, snapshot, project)?;
     Ok(ctx)
 }

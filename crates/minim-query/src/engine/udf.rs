@@ -23,8 +23,8 @@ pub(crate) fn register(ctx: &SessionContext) {
         DataType::Utf8,
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| {
-            map_properties(args, |props, name, out: &mut StringBuilder| {
-                out.append_option(props::property_string(props, name));
+            map_properties(args, |text, lookup, out: &mut StringBuilder| {
+                out.append_option(lookup.string(text));
             })
         }),
     ));
@@ -34,8 +34,8 @@ pub(crate) fn register(ctx: &SessionContext) {
         DataType::Float64,
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| {
-            map_properties(args, |props, name, out: &mut Float64Builder| {
-                out.append_option(props::get(props, name).and_then(props::value_number));
+            map_properties(args, |text, lookup, out: &mut Float64Builder| {
+                out.append_option(lookup.number(text));
             })
         }),
     ));
@@ -65,18 +65,18 @@ impl Output for Float64Builder {
     }
 }
 
-/// Applies `f` to every row's parsed properties with the (constant) property name.
+/// Applies `f` to every row's properties text with the (constant) property name.
 fn map_properties<O: Output>(
     args: &[ColumnarValue],
-    f: impl Fn(&props::Properties, &str, &mut O),
+    f: impl Fn(&str, &props::RawLookup, &mut O),
 ) -> Result<ColumnarValue> {
     let [props_arg, name_arg] = args else {
         return Err(DataFusionError::Plan(
             "property functions take (properties, name)".into(),
         ));
     };
-    let name = match name_arg {
-        ColumnarValue::Scalar(ScalarValue::Utf8(Some(n))) => n.clone(),
+    let lookup = match name_arg {
+        ColumnarValue::Scalar(ScalarValue::Utf8(Some(n))) => props::RawLookup::new(n),
         _ => {
             return Err(DataFusionError::Plan(
                 "the property name must be a string literal".into(),
@@ -97,8 +97,7 @@ fn map_properties<O: Output>(
             out.append_null_value();
             continue;
         }
-        let parsed = props::parse_properties(texts.value(i));
-        f(&parsed, &name, &mut out);
+        f(texts.value(i), &lookup, &mut out);
     }
     let result = out.finish_array();
     if scalar {

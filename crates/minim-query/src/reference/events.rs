@@ -66,6 +66,13 @@ pub fn events(spec: &EventsSpec, events: &[Event]) -> EventsResult {
         }
     };
 
+    paginate(spec, &remaining)
+}
+
+/// The page of `remaining` (the matching events after the cursor, in order; at least
+/// `limit + 1` of them when that many exist) and its `next_cursor`. Shared by engines.
+pub(crate) fn paginate(spec: &EventsSpec, remaining: &[&Event]) -> EventsResult {
+    let cursor = spec.cursor.as_deref().and_then(EventsCursor::parse);
     let limit = spec.limit();
     let page: Vec<&Event> = remaining.iter().copied().take(limit).collect();
     let next_cursor = match page.last() {

@@ -40,11 +40,13 @@ use crate::quantile::{quantile_exact, sorted};
 use crate::result::{FunnelBreakdown, FunnelResult, FunnelStepResult, OTHER_BREAKDOWN};
 use crate::spec::{Date, FunnelSpec};
 
-/// One user's answer: the level and their chain's times (`times.len() == level`).
+/// One user's answer: their chain's times (`times.len()` is the level, at least 1) and
+/// breakdown value. Engines compute these per user their own way and share
+/// [`summarize`], which turns them into the result.
 #[derive(Debug, Clone)]
-struct Outcome {
-    times: Vec<i64>,
-    breakdown: Option<String>,
+pub(crate) struct Outcome {
+    pub(crate) times: Vec<i64>,
+    pub(crate) breakdown: Option<String>,
 }
 
 pub fn funnel(spec: &FunnelSpec, events: &[Event]) -> FunnelResult {
@@ -58,11 +60,15 @@ pub fn funnel(spec: &FunnelSpec, events: &[Event]) -> FunnelResult {
         .values()
         .filter_map(|evs| user_chain(spec, evs))
         .collect();
+    summarize(spec, &outcomes)
+}
 
+/// Step counts, medians and breakdowns of the users' outcomes (users with level >= 1).
+pub(crate) fn summarize(spec: &FunnelSpec, outcomes: &[Outcome]) -> FunnelResult {
     let steps = step_results(spec, &outcomes.iter().collect::<Vec<_>>());
     let breakdowns = spec.breakdown.as_ref().map(|_| {
         let mut groups: BTreeMap<Option<String>, Vec<&Outcome>> = BTreeMap::new();
-        for o in &outcomes {
+        for o in outcomes {
             groups.entry(o.breakdown.clone()).or_default().push(o);
         }
         let mut ranked: Vec<(Option<String>, Vec<&Outcome>)> = groups.into_iter().collect();

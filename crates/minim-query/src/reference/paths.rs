@@ -34,7 +34,7 @@ pub fn paths(spec: &PathsSpec, events: &[Event]) -> PathsResult {
         by_user.entry(e.distinct_id.as_str()).or_default().push(e);
     }
 
-    let mut root = Trie::default();
+    let mut tree = PathTree::default();
     for evs in by_user.values_mut() {
         evs.sort_by(|a, b| (a.timestamp_ms, &a.event).cmp(&(b.timestamp_ms, &b.event)));
         let Some(i) = evs.iter().position(|e| e.event == spec.start_event) else {
@@ -55,15 +55,32 @@ pub fn paths(spec: &PathsSpec, events: &[Event]) -> PathsResult {
                 .map(|e| e.event.as_str())
                 .collect(),
         };
-        root.count += 1;
-        let mut node = &mut root;
+        tree.add(path);
+    }
+    tree.finish(spec)
+}
+
+/// Users' paths counted into a tree, one user at a time; shared by the engines.
+#[derive(Default)]
+pub(crate) struct PathTree {
+    root: Trie,
+}
+
+impl PathTree {
+    /// Adds one taking-part user whose path (nearest event first) is `path`.
+    pub(crate) fn add<'a>(&mut self, path: impl IntoIterator<Item = &'a str>) {
+        self.root.count += 1;
+        let mut node = &mut self.root;
         for name in path {
             node = node.children.entry(name.to_string()).or_default();
             node.count += 1;
         }
     }
-    PathsResult {
-        root: to_node(spec.start_event.clone(), root, spec.top_n()),
+
+    pub(crate) fn finish(self, spec: &PathsSpec) -> PathsResult {
+        PathsResult {
+            root: to_node(spec.start_event.clone(), self.root, spec.top_n()),
+        }
     }
 }
 

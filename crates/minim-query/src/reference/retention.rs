@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use minim_core::Event;
 
 use crate::result::{Cohort, RetentionResult};
-use crate::spec::{Date, RetentionSpec, RetentionType};
-use crate::time::{bucket_start, bucket_starts, label, next_bucket};
+use crate::spec::{Date, Interval, RetentionSpec, RetentionType};
+use crate::time::{bucket_index, bucket_start, bucket_starts, label};
 
 pub fn retention(spec: &RetentionSpec, events: &[Event]) -> RetentionResult {
     let (start, end) = Date::range_ms(spec.from, spec.to);
@@ -51,35 +51,99 @@ pub fn retention(spec: &RetentionSpec, events: &[Event]) -> RetentionResult {
             .collect();
     }
 
-    let periods = usize::try_from(spec.periods).unwrap_or(0);
-    let cohorts = bucket_starts(interval, spec.from, spec.to)
-        .into_iter()
-        .map(|c| {
-            let members: Vec<&str> = cohorts_of
-                .iter()
-                .filter(|(_, set)| set.contains(&c))
-                .map(|(user, _)| *user)
-                .collect();
-            // Period `cohort + k` for k = 0, 1, ...; `None` past the representable range.
-            let mut period_k = Some(c);
-            let returned = (0..periods)
-                .map(|_| {
-                    let Some(p) = period_k else {
-                        return 0;
-                    };
-                    period_k = next_bucket(interval, p);
-                    members
-                        .iter()
-                        .filter(|u| returns_of.get(*u).is_some_and(|set| set.contains(&p)))
-                        .count() as u64
-                })
-                .collect();
-            Cohort {
-                cohort: label(interval, c),
-                size: members.len() as u64,
-                returned,
+    let mut counts = RetentionCounts::new(spec);
+    let first = counts.first_period_ms();
+    let index = |p: &i64| {
+        first
+            .and_then(|f| bucket_index(interval, f, *p))
+            .and_then(|i| usize::try_from(i).ok())
+    };
+    let empty = BTreeSet::new();
+    for (user, cohorts) in &cohorts_of {
+        let returns: BTreeSet<usize> = returns_of
+            .get(user)
+            .unwrap_or(&empty)
+            .iter()
+            .filter_map(index)
+            .collect();
+        counts.add_user(cohorts.iter().filter_map(index), |i| returns.contains(&i));
+    }
+    counts.finish()
+}
+
+/// Cohort sizes and returns, filled one user at a time. Periods are identified by their
+/// index from the first cohort period (0); engines compute each user's cohort and
+/// return periods their own way and share this summary.
+pub(crate) struct RetentionCounts {
+    interval: Interval,
+    starts: Vec<i64>,
+    periods: usize,
+    sizes: Vec<u64>,
+    returned: Vec<Vec<u64>>,
+}
+
+impl RetentionCounts {
+    pub(crate) fn new(spec: &RetentionSpec) -> Self {
+        let interval = spec.period.interval();
+        let starts = bucket_starts(interval, spec.from, spec.to);
+        let periods = usize::try_from(spec.periods).unwrap_or(0);
+        Self {
+            interval,
+            sizes: vec![0; starts.len()],
+            returned: vec![vec![0; periods]; starts.len()],
+            starts,
+            periods,
+        }
+    }
+
+    /// Start of the first cohort period (`None` for an empty range).
+    pub(crate) fn first_period_ms(&self) -> Option<i64> {
+        self.starts.first().copied()
+    }
+
+    /// Number of cohorts (periods in `[from, to]`).
+    pub(crate) fn cohorts(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Periods counted after a cohort (`returned` entries).
+    pub(crate) fn periods(&self) -> usize {
+        self.periods
+    }
+
+    /// Adds a user who belongs to the cohorts at `cohorts` (indices; out of range ones are
+    /// ignored) and returned in every period index `i` with `returned(i)`.
+    pub(crate) fn add_user(
+        &mut self,
+        cohorts: impl IntoIterator<Item = usize>,
+        returned: impl Fn(usize) -> bool,
+    ) {
+        for c in cohorts {
+            let (Some(size), Some(row)) = (self.sizes.get_mut(c), self.returned.get_mut(c)) else {
+                continue;
+            };
+            *size += 1;
+            for (k, slot) in row.iter_mut().enumerate() {
+                if returned(c + k) {
+                    *slot += 1;
+                }
             }
-        })
-        .collect();
-    RetentionResult { cohorts }
+        }
+    }
+
+    pub(crate) fn finish(self) -> RetentionResult {
+        let interval = self.interval;
+        let cohorts = self
+            .starts
+            .iter()
+            .zip(self.sizes)
+            .zip(self.returned)
+            .map(|((c, size), returned)| Cohort {
+                cohort: label(interval, *c),
+                size,
+                returned,
+            })
+            .collect();
+        RetentionResult { cohorts }
+    }
 }

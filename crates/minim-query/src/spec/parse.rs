@@ -17,6 +17,11 @@ const MAX_SERDE_MESSAGE_CHARS: usize = 300;
 impl QuerySpec {
     /// Parses a request body and validates it with the default [`SpecLimits`].
     pub fn from_json_str(body: &str) -> Result<Self, SpecError> {
+        Self::from_json_str_with(body, &SpecLimits::default())
+    }
+
+    /// Parses a request body and validates it with `limits`.
+    pub fn from_json_str_with(body: &str, limits: &SpecLimits) -> Result<Self, SpecError> {
         let value: Value = serde_json::from_str(body).map_err(|e| {
             SpecError::new(
                 ErrorCode::InvalidJson,
@@ -24,7 +29,7 @@ impl QuerySpec {
                 format_args!("body is not valid JSON: {e}"),
             )
         })?;
-        Self::from_json_value(value)
+        Self::from_json_value_with(value, limits)
     }
 
     /// Parses a JSON value and validates it with the default [`SpecLimits`].

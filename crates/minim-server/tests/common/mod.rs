@@ -50,6 +50,13 @@ impl TestServer {
             minim_ingest::IngestLimits::default(),
             store.clone(),
             meta.clone() as Arc<dyn MetaStore>,
+            Arc::new(
+                minim_query::engine::QueryEngine::new(minim_query::engine::EngineConfig {
+                    threads: 2,
+                    ..Default::default()
+                })
+                .unwrap(),
+            ),
             Clock::system(),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -73,6 +80,36 @@ impl TestServer {
             stop: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// A fresh API token for this server's project with `role`, valid for a day.
+    pub fn token(&self, role: minim_meta::Role) -> String {
+        let now = Clock::system().now_ms();
+        self.meta
+            .create_token(&self.project, role, 86_400_000, now)
+            .unwrap()
+            .token
+    }
+
+    /// An analyst token of another project.
+    pub fn other_project_token(&self) -> String {
+        let now = Clock::system().now_ms();
+        let p = self.meta.create_project("elsewhere", now).unwrap();
+        self.meta
+            .create_token(&p.project.id, minim_meta::Role::Analyst, 86_400_000, now)
+            .unwrap()
+            .token
+    }
+
+    /// A token that was valid and has been revoked.
+    pub fn revoked_token(&self) -> String {
+        let now = Clock::system().now_ms();
+        let t = self
+            .meta
+            .create_token(&self.project, minim_meta::Role::Admin, 86_400_000, now)
+            .unwrap();
+        self.meta.revoke_token(&t.token_id, now).unwrap();
+        t.token
     }
 
     /// A key that was valid and has been revoked (by rotation).

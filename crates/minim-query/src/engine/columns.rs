@@ -1,0 +1,51 @@
+//! Typed access to the columns of result batches, with errors instead of panics when a
+//! plan's output is not what the caller built it to be.
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use datafusion::error::{DataFusionError, Result};
+
+/// Column `i` of `batch` cast to `to` (a no-op when it already has that type).
+fn column_as(batch: &RecordBatch, i: usize, to: &DataType) -> Result<ArrayRef> {
+    let array = batch
+        .columns()
+        .get(i)
+        .ok_or_else(|| DataFusionError::Internal(format!("result has no column {i}")))?;
+    if array.data_type() == to {
+        Ok(array.clone())
+    } else {
+        Ok(cast(array, to)?)
+    }
+}
+
+pub(crate) fn int64(batch: &RecordBatch, i: usize) -> Result<Int64Array> {
+    Ok(column_as(batch, i, &DataType::Int64)?.as_primitive().clone())
+}
+
+pub(crate) fn float64(batch: &RecordBatch, i: usize) -> Result<Float64Array> {
+    Ok(column_as(batch, i, &DataType::Float64)?.as_primitive().clone())
+}
+
+pub(crate) fn utf8(batch: &RecordBatch, i: usize) -> Result<StringArray> {
+    Ok(column_as(batch, i, &DataType::Utf8)?.as_string::<i32>().clone())
+}
+
+pub(crate) fn boolean(batch: &RecordBatch, i: usize) -> Result<arrow::array::BooleanArray> {
+    Ok(column_as(batch, i, &DataType::Boolean)?.as_boolean().clone())
+}
+
+/// The value at `i`, `None` when NULL.
+pub(crate) fn opt_str(a: &StringArray, i: usize) -> Option<String> {
+    a.is_valid(i).then(|| a.value(i).to_owned())
+}
+
+pub(crate) fn opt_i64(a: &Int64Array, i: usize) -> Option<i64> {
+    a.is_valid(i).then(|| a.value(i))
+}
+
+pub(crate) fn opt_f64(a: &Float64Array, i: usize) -> Option<f64> {
+    a.is_valid(i).then(|| a.value(i))
+}

@@ -1,0 +1,124 @@
+//! Property filters and shared expressions as DataFusion `Expr`s, with the meaning
+//! `FilterOp` documents (the reference evaluates the same filters in `reference/filter.rs`).
+
+use std::sync::Arc;
+
+use datafusion::common::ScalarValue;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, ScalarUDF, col, lit};
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::{Operator, binary_expr};
+use datafusion::prelude::SessionContext;
+use minim_store::segment::{COL_EVENT, COL_PROPERTIES, COL_TIMESTAMP};
+use serde_json::Value;
+
+use super::udf::{PROP_NUM, PROP_STR};
+use crate::props::{value_number, value_string};
+use crate::spec::{Filter, FilterOp};
+
+/// Builds expressions over the `events` table.
+pub(crate) struct Exprs {
+    prop_str: Arc<ScalarUDF>,
+    prop_num: Arc<ScalarUDF>,
+}
+
+impl Exprs {
+    pub(crate) fn new(ctx: &SessionContext) -> Result<Self> {
+        Ok(Self {
+            prop_str: ctx.udf(PROP_STR)?,
+            prop_num: ctx.udf(PROP_NUM)?,
+        })
+    }
+
+    /// The string form of property `name` (NULL when not set).
+    pub(crate) fn prop_str(&self, name: &str) -> Expr {
+        self.prop_str.call(vec![col(COL_PROPERTIES), lit(name)])
+    }
+
+    /// The numeric value of property `name` (NULL unless a JSON number).
+    pub(crate) fn prop_num(&self, name: &str) -> Expr {
+        self.prop_num.call(vec![col(COL_PROPERTIES), lit(name)])
+    }
+
+    /// All `filters`, AND-ed (`true` when there are none).
+    pub(crate) fn filters(&self, filters: &[Filter]) -> Expr {
+        filters
+            .iter()
+            .map(|f| self.filter(f))
+            .fold(lit(true), Expr::and)
+    }
+
+    fn filter(&self, f: &Filter) -> Expr {
+        let value = f.value.as_ref();
+        let prop = || self.prop_str(&f.property);
+        // `coalesce(x, false)`: a NULL comparison (property not set) does not match.
+        let definite = |e: Expr| datafusion::functions::expr_fn::coalesce(vec![e, lit(false)]);
+        match f.op {
+            FilterOp::Eq => match value.and_then(value_string) {
+                Some(v) => definite(prop().eq(lit(v))),
+                None => lit(false),
+            },
+            FilterOp::Neq => match value.and_then(value_string) {
+                Some(v) => binary_expr(prop(), Operator::IsDistinctFrom, lit(v)),
+                None => lit(true),
+            },
+            FilterOp::In => {
+                let items: Vec<Expr> = match value {
+                    Some(Value::Array(items)) => {
+                        items.iter().filter_map(value_string).map(lit).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                if items.is_empty() {
+                    lit(false)
+                } else {
+                    definite(prop().in_list(items, false))
+                }
+            }
+            FilterOp::Contains => match value {
+                Some(Value::String(needle)) if needle.is_empty() => prop().is_not_null(),
+                Some(Value::String(needle)) => definite(
+                    datafusion::functions::expr_fn::strpos(prop(), lit(needle.as_str()))
+                        .gt(lit(0i64)),
+                ),
+                _ => lit(false),
+            },
+            FilterOp::Regex => match value {
+                Some(Value::String(pattern)) => definite(
+                    datafusion::functions::expr_fn::regexp_like(prop(), lit(pattern.as_str()), None),
+                ),
+                _ => lit(false),
+            },
+            FilterOp::Gt | FilterOp::Lt => match value.and_then(value_number) {
+                Some(t) => {
+                    let n = self.prop_num(&f.property);
+                    definite(if f.op == FilterOp::Gt {
+                        n.gt(lit(t))
+                    } else {
+                        n.lt(lit(t))
+                    })
+                }
+                None => lit(false),
+            },
+            FilterOp::IsSet => prop().is_not_null(),
+            FilterOp::IsNotSet => prop().is_null(),
+        }
+    }
+}
+
+/// A timestamp literal of the `timestamp` column's type.
+pub(crate) fn ts_lit(ms: i64) -> Expr {
+    lit(ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into())))
+}
+
+/// `start <= timestamp < end` in milliseconds.
+pub(crate) fn time_range(start_ms: i64, end_ms: i64) -> Expr {
+    col(COL_TIMESTAMP)
+        .gt_eq(ts_lit(start_ms))
+        .and(col(COL_TIMESTAMP).lt(ts_lit(end_ms)))
+}
+
+/// `event = name`.
+pub(crate) fn event_is(name: &str) -> Expr {
+    col(COL_EVENT).eq(lit(name))
+}

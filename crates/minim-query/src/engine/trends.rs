@@ -1,0 +1,293 @@
+//! `trends` on DataFusion: per series, one aggregation by (bucket, breakdown value) with
+//! the series' math, plus the same math over the whole range (grouping sets), after a
+//! ranking pass that picks the breakdown values keeping their own series. Semantics:
+//! `crate::reference::trends`.
+
+use std::collections::HashMap;
+
+use datafusion::error::Result;
+use datafusion::functions::expr_fn::date_trunc;
+use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
+use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, col, lit, when};
+use datafusion::execution::FunctionRegistry;
+use datafusion::prelude::{DataFrame, SessionContext};
+
+/// SQL name of the exact quantile aggregate (see `udaf/`).
+const QUANTILE_EXACT: &str = "quantile_exact";
+use arrow::datatypes::DataType;
+use minim_store::segment::{COL_DISTINCT_ID, COL_TIMESTAMP};
+
+use super::columns;
+use super::filter::{Exprs, event_is, time_range};
+use super::table::EVENTS_TABLE;
+use crate::result::{Measure, OTHER_BREAKDOWN, TrendsResult, TrendsSeries};
+use crate::spec::{Date, Interval, Math, SeriesSpec, TrendsSpec};
+use crate::time::{bucket_starts, label};
+
+pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<TrendsResult> {
+    let exprs = Exprs::new(ctx)?;
+    let starts = bucket_starts(spec.interval, spec.from, spec.to);
+    let index: HashMap<i64, usize> = starts.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+    let labels: Vec<String> = starts.iter().map(|s| label(spec.interval, *s)).collect();
+    let (start, end) = Date::range_ms(spec.from, spec.to);
+
+    let mut out = Vec::new();
+    for series in &spec.series {
+        let base = ctx
+            .table(EVENTS_TABLE)
+            .await?
+            .filter(
+                event_is(&series.event)
+                    .and(time_range(start, end))
+                    .and(exprs.filters(&spec.filters)),
+            )?;
+        let measure = measure_expr(ctx, series)?;
+        let zero = match series.math {
+            Math::Total | Math::UniqueUsers => Measure::Count(0),
+            _ => Measure::Value(0.0),
+        };
+        let line = |value: Option<String>| TrendsSeries {
+            event: series.event.clone(),
+            breakdown_value: value,
+            labels: labels.clone(),
+            data: vec![zero; starts.len()],
+            total: zero,
+        };
+
+        let Some(prop) = &spec.breakdown else {
+            let mut only = line(None);
+            let groups = GroupingSet::GroupingSets(vec![vec![col("bucket")], vec![]]);
+            let batches = project(base, &exprs, series, spec.interval, None)?
+                .aggregate(vec![Expr::GroupingSet(groups)], vec![measure.alias("m")])?
+                .select(vec![col("bucket"), col("m")])?
+                .collect()
+                .await?;
+            for b in &batches {
+                let buckets = columns::int64(b, 0)?;
+                for i in 0..b.num_rows() {
+                    let m = read_measure(series.math, b, 1, i)?;
+                    place(&mut only, &index, columns::opt_i64(&buckets, i), m);
+                }
+            }
+            out.push(only);
+            continue;
+        };
+
+        if series.math == Math::Total {
+            let counts = project(base, &exprs, series, spec.interval, Some((exprs.prop_str(prop), lit(false))))?;
+            out.extend(total_by_value(counts, spec, &index, &line).await?);
+            continue;
+        }
+
+        // Ranking: values by counted events descending, then value ascending (NULL
+        // first); one row more than kept tells whether an "$other" series exists.
+        let limit = spec.breakdown_limit();
+        let bv = exprs.prop_str(prop);
+        let ranked = base
+            .clone()
+            .aggregate(vec![bv.clone().alias("bv")], vec![count(lit(1)).alias("n")])?
+            .sort(vec![
+                SortExpr::new(col("n"), false, false),
+                SortExpr::new(col("bv"), true, true),
+            ])?
+            .limit(0, Some(limit.saturating_add(1)))?
+            .collect()
+            .await?;
+        let mut top: Vec<Option<String>> = Vec::new();
+        for b in &ranked {
+            let values = columns::utf8(b, 0)?;
+            for i in 0..b.num_rows() {
+                top.push(columns::opt_str(&values, i));
+            }
+        }
+        let has_other = top.len() > limit;
+        top.truncate(limit);
+
+        let (key, is_other) = if has_other {
+            let non_null: Vec<Expr> = top.iter().flatten().map(|v| lit(v.as_str())).collect();
+            let mut kept = if non_null.is_empty() {
+                lit(false)
+            } else {
+                datafusion::functions::expr_fn::coalesce(vec![
+                    bv.clone().in_list(non_null, false),
+                    lit(false),
+                ])
+            };
+            if top.contains(&None) {
+                kept = kept.or(bv.clone().is_null());
+            }
+            (
+                when(kept.clone(), bv).otherwise(lit(datafusion::common::ScalarValue::Utf8(None)))?,
+                !kept,
+            )
+        } else {
+            (bv, lit(false))
+        };
+        let groups = GroupingSet::GroupingSets(vec![
+            vec![col("bucket"), col("bv"), col("other")],
+            vec![col("bv"), col("other")],
+        ]);
+        let batches = project(base, &exprs, series, spec.interval, Some((key, is_other)))?
+            .aggregate(vec![Expr::GroupingSet(groups)], vec![measure.alias("m")])?
+            .select(vec![col("bucket"), col("bv"), col("other"), col("m")])?
+            .collect()
+            .await?;
+
+        let mut lines: Vec<TrendsSeries> = top.iter().map(|v| line(v.clone())).collect();
+        let mut other = line(Some(OTHER_BREAKDOWN.to_string()));
+        let position: HashMap<Option<String>, usize> =
+            top.iter().cloned().enumerate().map(|(i, v)| (v, i)).collect();
+        for b in &batches {
+            let buckets = columns::int64(b, 0)?;
+            let values = columns::utf8(b, 1)?;
+            let others = columns::boolean(b, 2)?;
+            for i in 0..b.num_rows() {
+                let m = read_measure(series.math, b, 3, i)?;
+                let target = if others.value(i) {
+                    &mut other
+                } else {
+                    match position.get(&columns::opt_str(&values, i)) {
+                        Some(p) => &mut lines[*p],
+                        None => continue,
+                    }
+                };
+                place(target, &index, columns::opt_i64(&buckets, i), m);
+            }
+        }
+        out.extend(lines);
+        if has_other {
+            out.push(other);
+        }
+    }
+    Ok(TrendsResult { series: out })
+}
+
+/// `math: total` with a breakdown in one pass: counts are additive, so events are
+/// counted per (bucket, value) and per value, ranked, and the values beyond the limit
+/// summed into "$other" here rather than by a second aggregation.
+async fn total_by_value(
+    projected: DataFrame,
+    spec: &TrendsSpec,
+    index: &HashMap<i64, usize>,
+    line: &(dyn Fn(Option<String>) -> TrendsSeries + Sync),
+) -> Result<Vec<TrendsSeries>> {
+    let groups = GroupingSet::GroupingSets(vec![vec![col("bucket"), col("bv")], vec![col("bv")]]);
+    let batches = projected
+        .aggregate(vec![Expr::GroupingSet(groups)], vec![count(lit(1)).alias("m")])?
+        .select(vec![col("bucket"), col("bv"), col("m")])?
+        .collect()
+        .await?;
+    let mut by_value: HashMap<Option<String>, TrendsSeries> = HashMap::new();
+    for b in &batches {
+        let buckets = columns::int64(b, 0)?;
+        let values = columns::utf8(b, 1)?;
+        for i in 0..b.num_rows() {
+            let m = read_measure(Math::Total, b, 2, i)?;
+            let value = columns::opt_str(&values, i);
+            let target = by_value.entry(value.clone()).or_insert_with(|| line(value));
+            place(target, index, columns::opt_i64(&buckets, i), m);
+        }
+    }
+    let count = |s: &TrendsSeries| match s.total {
+        Measure::Count(n) => n,
+        Measure::Value(_) => 0,
+    };
+    let mut ranked: Vec<TrendsSeries> = by_value.into_values().collect();
+    ranked.sort_by(|a, b| {
+        count(b)
+            .cmp(&count(a))
+            .then_with(|| a.breakdown_value.cmp(&b.breakdown_value))
+    });
+    let rest = ranked.split_off(spec.breakdown_limit().min(ranked.len()));
+    if !rest.is_empty() {
+        let mut other = line(Some(OTHER_BREAKDOWN.to_string()));
+        let mut sums = vec![0u64; other.data.len()];
+        let mut total = 0u64;
+        for s in &rest {
+            total += count(s);
+            for (sum, m) in sums.iter_mut().zip(&s.data) {
+                if let Measure::Count(n) = m {
+                    *sum += n;
+                }
+            }
+        }
+        other.data = sums.into_iter().map(Measure::Count).collect();
+        other.total = Measure::Count(total);
+        ranked.push(other);
+    }
+    Ok(ranked)
+}
+
+/// The columns the aggregation reads: `bucket`, `distinct_id`, `v` (the math's
+/// property), and with a breakdown `bv` (value kept, NULL in "$other") and `other`.
+fn project(
+    base: DataFrame,
+    exprs: &Exprs,
+    series: &SeriesSpec,
+    interval: Interval,
+    breakdown: Option<(Expr, Expr)>,
+) -> Result<DataFrame> {
+    let mut cols = vec![bucket_expr(interval).alias("bucket"), col(COL_DISTINCT_ID)];
+    if let Some(p) = series.property.as_deref().filter(|_| series.math.needs_property()) {
+        cols.push(exprs.prop_num(p).alias("v"));
+    }
+    if let Some((bv, other)) = breakdown {
+        cols.push(bv.alias("bv"));
+        cols.push(other.alias("other"));
+    }
+    base.select(cols)
+}
+
+/// Start of the event's bucket in milliseconds (UTC; weeks start on Monday).
+fn bucket_expr(interval: Interval) -> Expr {
+    let unit = match interval {
+        Interval::Hour => "hour",
+        Interval::Day => "day",
+        Interval::Week => "week",
+        Interval::Month => "month",
+    };
+    cast(date_trunc(lit(unit), col(COL_TIMESTAMP)), DataType::Int64)
+}
+
+/// The series' math over the projected columns.
+fn measure_expr(ctx: &SessionContext, series: &SeriesSpec) -> Result<Expr> {
+    let value = || col("v");
+    Ok(match series.math {
+        Math::Total => count(lit(1)),
+        Math::UniqueUsers => count_distinct(col(COL_DISTINCT_ID)),
+        Math::Sum => sum(value()),
+        Math::Avg => avg(value()),
+        Math::Min => min(value()),
+        Math::Max => max(value()),
+        m => {
+            let level = m.quantile_level().unwrap_or(0.5);
+            ctx.udaf(QUANTILE_EXACT)?.call(vec![value(), lit(level)])
+        }
+    })
+}
+
+fn read_measure(math: Math, batch: &arrow::array::RecordBatch, col: usize, i: usize) -> Result<Measure> {
+    Ok(match math {
+        Math::Total | Math::UniqueUsers => {
+            let a = columns::int64(batch, col)?;
+            Measure::Count(columns::opt_i64(&a, i).map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+        }
+        _ => {
+            let a = columns::float64(batch, col)?;
+            Measure::Value(columns::opt_f64(&a, i).unwrap_or(0.0))
+        }
+    })
+}
+
+/// Puts `m` at its bucket (`None`: the series total).
+fn place(line: &mut TrendsSeries, index: &HashMap<i64, usize>, bucket: Option<i64>, m: Measure) {
+    match bucket {
+        None => line.total = m,
+        Some(b) => {
+            if let Some(slot) = index.get(&b).and_then(|i| line.data.get_mut(*i)) {
+                *slot = m;
+            }
+        }
+    }
+}
+
