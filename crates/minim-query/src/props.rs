@@ -243,7 +243,9 @@ mod tests {
         ];
         for text in texts {
             let parsed = parse_properties(text);
-            for name in ["s", "i", "f", "b", "n", "a", "o", "e", "u", "missing", "k\"q"] {
+            for name in [
+                "s", "i", "f", "b", "n", "a", "o", "e", "u", "missing", "k\"q",
+            ] {
                 let lookup = RawLookup::new(name);
                 assert_eq!(
                     lookup.string(text).map(|c| c.into_owned()),

@@ -98,9 +98,8 @@ pub fn bucket_index(interval: Interval, first_ms: i64, bucket_ms: i64) -> Option
         Interval::Day => Some((bucket_ms - first_ms).div_euclid(MS_PER_DAY)),
         Interval::Week => Some((bucket_ms - first_ms).div_euclid(7 * MS_PER_DAY)),
         Interval::Month => {
-            let months = |ms: i64| {
-                date_of(ms).map(|d| i64::from(d.year()) * 12 + i64::from(d.month0()))
-            };
+            let months =
+                |ms: i64| date_of(ms).map(|d| i64::from(d.year()) * 12 + i64::from(d.month0()));
             Some(months(bucket_ms)? - months(first_ms)?)
         }
     }

@@ -7,9 +7,9 @@ mod support;
 
 use minim_core::Event;
 use minim_query::{
-    Date, EventsSpec, Filter, FilterOp, FunnelSpec, FunnelStepSpec, Interval, Math,
-    PathDirection, PathsSpec, Period, QueryResult, QuerySpec, RetentionSpec, RetentionType,
-    SeriesSpec, TrendsSpec, reference,
+    Date, EventsSpec, Filter, FilterOp, FunnelSpec, FunnelStepSpec, Interval, Math, PathDirection,
+    PathsSpec, Period, QueryResult, QuerySpec, RetentionSpec, RetentionType, SeriesSpec,
+    TrendsSpec, reference,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -138,24 +138,26 @@ fn trends() -> impl Strategy<Value = QuerySpec> {
         1i64..4,
         proptest::collection::vec(filter(), 0..3),
     )
-        .prop_map(|((from, to), interval, series, breakdown, limit, filters)| {
-            QuerySpec::Trends(TrendsSpec {
-                from,
-                to,
-                interval,
-                series: series
-                    .into_iter()
-                    .map(|(n, math)| SeriesSpec {
-                        event: NAMES[n].into(),
-                        math,
-                        property: math.needs_property().then(|| "amount".into()),
-                    })
-                    .collect(),
-                breakdown: breakdown.map(String::from),
-                breakdown_limit: Some(limit),
-                filters,
-            })
-        })
+        .prop_map(
+            |((from, to), interval, series, breakdown, limit, filters)| {
+                QuerySpec::Trends(TrendsSpec {
+                    from,
+                    to,
+                    interval,
+                    series: series
+                        .into_iter()
+                        .map(|(n, math)| SeriesSpec {
+                            event: NAMES[n].into(),
+                            math,
+                            property: math.needs_property().then(|| "amount".into()),
+                        })
+                        .collect(),
+                    breakdown: breakdown.map(String::from),
+                    breakdown_limit: Some(limit),
+                    filters,
+                })
+            },
+        )
 }
 
 fn funnel() -> impl Strategy<Value = QuerySpec> {
@@ -190,7 +192,10 @@ fn retention() -> impl Strategy<Value = QuerySpec> {
         0usize..NAMES.len(),
         prop_oneof![Just(Period::Day), Just(Period::Week), Just(Period::Month)],
         1i64..5,
-        prop_oneof![Just(RetentionType::FirstTime), Just(RetentionType::Recurring)],
+        prop_oneof![
+            Just(RetentionType::FirstTime),
+            Just(RetentionType::Recurring)
+        ],
     )
         .prop_map(|((from, to), s, r, period, periods, retention_type)| {
             QuerySpec::Retention(RetentionSpec {

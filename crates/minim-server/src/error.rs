@@ -189,7 +189,9 @@ impl IntoResponse for ApiError {
             ApiError::Query(QueryError::Internal(detail)) => {
                 tracing::error!(detail = %detail, "query failed")
             }
-            ApiError::Query(e @ (QueryError::Timeout { .. } | QueryError::MemoryExceeded { .. })) => {
+            ApiError::Query(
+                e @ (QueryError::Timeout { .. } | QueryError::MemoryExceeded { .. }),
+            ) => {
                 tracing::warn!(error = %e, "query stopped at a limit")
             }
             ApiError::Unavailable(detail) => tracing::warn!(detail = %detail, "refusing writes"),

@@ -51,7 +51,9 @@ async fn authorize(
         return Err(ApiError::Forbidden("this token is not for this project"));
     }
     if !allowed(token.role, access) {
-        return Err(ApiError::Forbidden("this token's role may not run this query"));
+        return Err(ApiError::Forbidden(
+            "this token's role may not run this query",
+        ));
     }
     Ok(project)
 }

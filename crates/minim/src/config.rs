@@ -10,8 +10,8 @@ use anyhow::bail;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use minim_ingest::IngestLimits;
-use minim_server::ServerConfig;
 use minim_query::engine::EngineConfig;
+use minim_server::ServerConfig;
 use minim_store::StoreConfig;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -1,9 +1,7 @@
 //! Typed access to the columns of result batches, with errors instead of panics when a
 //! plan's output is not what the caller built it to be.
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use datafusion::error::{DataFusionError, Result};
@@ -22,19 +20,27 @@ fn column_as(batch: &RecordBatch, i: usize, to: &DataType) -> Result<ArrayRef> {
 }
 
 pub(crate) fn int64(batch: &RecordBatch, i: usize) -> Result<Int64Array> {
-    Ok(column_as(batch, i, &DataType::Int64)?.as_primitive().clone())
+    Ok(column_as(batch, i, &DataType::Int64)?
+        .as_primitive()
+        .clone())
 }
 
 pub(crate) fn float64(batch: &RecordBatch, i: usize) -> Result<Float64Array> {
-    Ok(column_as(batch, i, &DataType::Float64)?.as_primitive().clone())
+    Ok(column_as(batch, i, &DataType::Float64)?
+        .as_primitive()
+        .clone())
 }
 
 pub(crate) fn utf8(batch: &RecordBatch, i: usize) -> Result<StringArray> {
-    Ok(column_as(batch, i, &DataType::Utf8)?.as_string::<i32>().clone())
+    Ok(column_as(batch, i, &DataType::Utf8)?
+        .as_string::<i32>()
+        .clone())
 }
 
 pub(crate) fn boolean(batch: &RecordBatch, i: usize) -> Result<arrow::array::BooleanArray> {
-    Ok(column_as(batch, i, &DataType::Boolean)?.as_boolean().clone())
+    Ok(column_as(batch, i, &DataType::Boolean)?
+        .as_boolean()
+        .clone())
 }
 
 /// The value at `i`, `None` when NULL.

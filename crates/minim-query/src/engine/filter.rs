@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, ScalarUDF, col, lit};
 use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::{Expr, ScalarUDF, col, lit};
 use datafusion::logical_expr::{Operator, binary_expr};
 use datafusion::prelude::SessionContext;
 use minim_store::segment::{COL_EVENT, COL_PROPERTIES, COL_TIMESTAMP};
@@ -84,9 +84,13 @@ impl Exprs {
                 _ => lit(false),
             },
             FilterOp::Regex => match value {
-                Some(Value::String(pattern)) => definite(
-                    datafusion::functions::expr_fn::regexp_like(prop(), lit(pattern.as_str()), None),
-                ),
+                Some(Value::String(pattern)) => {
+                    definite(datafusion::functions::expr_fn::regexp_like(
+                        prop(),
+                        lit(pattern.as_str()),
+                        None,
+                    ))
+                }
                 _ => lit(false),
             },
             FilterOp::Gt | FilterOp::Lt => match value.and_then(value_number) {
@@ -108,7 +112,10 @@ impl Exprs {
 
 /// A timestamp literal of the `timestamp` column's type.
 pub(crate) fn ts_lit(ms: i64) -> Expr {
-    lit(ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into())))
+    lit(ScalarValue::TimestampMillisecond(
+        Some(ms),
+        Some("UTC".into()),
+    ))
 }
 
 /// `start <= timestamp < end` in milliseconds.

@@ -6,8 +6,8 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{Expr, col, lit};
 use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::{Expr, col, lit};
 use datafusion::prelude::SessionContext;
 use minim_store::segment::{COL_DISTINCT_ID, COL_EVENT, COL_TIMESTAMP};
 
@@ -82,9 +82,9 @@ fn read_outcomes(batch: &RecordBatch, out: &mut Vec<Outcome>) -> Result<()> {
             .ok_or_else(|| DataFusionError::Internal(format!("funnel_chain has no {name}")))
     };
     let levels = field("level")?;
-    let levels = levels.as_primitive_opt::<Int64Type>().ok_or_else(|| {
-        DataFusionError::Internal("funnel_chain level must be Int64".into())
-    })?;
+    let levels = levels
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| DataFusionError::Internal("funnel_chain level must be Int64".into()))?;
     let times = field("times")?;
     let times = times
         .as_list_opt::<i32>()

@@ -106,7 +106,9 @@ pub enum QueryError {
     #[error("the result has more than {limit} rows; add a LIMIT or aggregate")]
     TooManyRows { limit: usize },
     /// The query needed more memory than one query may use.
-    #[error("the query needs more than {limit_bytes} bytes of memory; narrow the date range or the breakdown")]
+    #[error(
+        "the query needs more than {limit_bytes} bytes of memory; narrow the date range or the breakdown"
+    )]
     MemoryExceeded { limit_bytes: usize },
     /// The query ran longer than allowed and was cancelled.
     #[error("the query did not finish within {timeout_ms} ms and was cancelled")]
@@ -125,9 +127,9 @@ impl QueryError {
             DataFusionError::ResourcesExhausted(_) => Self::MemoryExceeded {
                 limit_bytes: limits.memory_bytes_per_query,
             },
-            DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
-                Self::InvalidSql(e.find_root().to_string())
-            }
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..) => Self::InvalidSql(e.find_root().to_string()),
             DataFusionError::NotImplemented(m) => Self::InvalidSql(format!("not supported: {m}")),
             other => Self::Internal(other.to_string()),
         }
@@ -180,8 +182,12 @@ impl QueryEngine {
     ) -> Result<QueryResult, QueryError> {
         spec.validate_with(&self.spec_limits)?;
         let config = self.config.clone();
-        self.run(move |ctx| async move { run_spec(&ctx, &spec, &config).await }, snapshot, project)
-            .await
+        self.run(
+            move |ctx| async move { run_spec(&ctx, &spec, &config).await },
+            snapshot,
+            project,
+        )
+        .await
     }
 
     /// Runs read-only SQL over `project`'s `events` table (see `sql.rs`).
@@ -192,8 +198,12 @@ impl QueryEngine {
         sql: String,
     ) -> Result<SqlResult, QueryError> {
         let config = self.config.clone();
-        self.run(move |ctx| async move { sql::run(&ctx, &sql, &config).await }, snapshot, project)
-            .await
+        self.run(
+            move |ctx| async move { sql::run(&ctx, &sql, &config).await },
+            snapshot,
+            project,
+        )
+        .await
     }
 
     /// Takes a slot, builds the session and runs `job` on the query pool with the timeout.
@@ -285,7 +295,9 @@ async fn session_with_limits(
         .with_information_schema(false);
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(config.memory_bytes_per_query, 1.0)
-        .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
         .build_arc()?;
     let ctx = SessionContext::new_with_config_rt(session_config, runtime);
     udf::register(&ctx);

@@ -2,11 +2,11 @@
 //! order, each user's first start event found, and the `depth` events after (before) it
 //! fetched by a join on the numbers; `reference::paths::PathTree` builds the tree.
 
+use arrow::datatypes::DataType;
 use datafusion::common::JoinType;
 use datafusion::error::Result;
 use datafusion::functions_aggregate::expr_fn::{count, min};
 use datafusion::functions_window::expr_fn::row_number;
-use arrow::datatypes::DataType;
 use datafusion::logical_expr::{ExprFunctionExt, SortExpr, cast, col, lit};
 use datafusion::prelude::SessionContext;
 use minim_store::segment::{COL_DISTINCT_ID, COL_EVENT, COL_TIMESTAMP};

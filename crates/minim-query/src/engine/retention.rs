@@ -7,9 +7,9 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::FunctionRegistry;
 use datafusion::functions::expr_fn::date_part;
 use datafusion::logical_expr::{Expr, cast, col, lit, when};
-use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::SessionContext;
 use minim_core::time::MS_PER_DAY;
 use minim_store::segment::{COL_DISTINCT_ID, COL_TIMESTAMP};
@@ -78,9 +78,8 @@ fn period_index(period: Period, first_ms: i64) -> Result<Expr> {
         Period::Month => {
             let first = date_of(first_ms)
                 .ok_or_else(|| DataFusionError::Plan("date out of range".into()))?;
-            let month_number = |unit: &str| {
-                cast(date_part(lit(unit), col(COL_TIMESTAMP)), DataType::Int64)
-            };
+            let month_number =
+                |unit: &str| cast(date_part(lit(unit), col(COL_TIMESTAMP)), DataType::Int64);
             use chrono::Datelike;
             month_number("year") * lit(12i64) + month_number("month")
                 - lit(1i64)
@@ -95,10 +94,9 @@ fn add_users(
     kind: RetentionType,
     cohorts: usize,
 ) -> Result<()> {
-    let users = batch
-        .column(0)
-        .as_struct_opt()
-        .ok_or_else(|| DataFusionError::Internal("retention_periods must return a struct".into()))?;
+    let users = batch.column(0).as_struct_opt().ok_or_else(|| {
+        DataFusionError::Internal("retention_periods must return a struct".into())
+    })?;
     let bits = |name: &str| {
         users
             .column_by_name(name)

@@ -5,8 +5,8 @@
 //! table providers beyond `events`, no `information_schema`, no spilling).
 
 use arrow::array::RecordBatch;
-use arrow_json::writer::{JsonArray, WriterBuilder};
 use arrow_json::StructMode;
+use arrow_json::writer::{JsonArray, WriterBuilder};
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
@@ -38,11 +38,7 @@ pub(crate) async fn run(
     config: &EngineConfig,
 ) -> Result<SqlResult, QueryError> {
     let df_err = |e| QueryError::from_df(e, config);
-    let plan = ctx
-        .state()
-        .create_logical_plan(sql)
-        .await
-        .map_err(df_err)?;
+    let plan = ctx.state().create_logical_plan(sql).await.map_err(df_err)?;
     let read_only = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)

@@ -44,8 +44,8 @@ pub(crate) fn register_events(
 
     let mut sources: Vec<Arc<dyn TableProvider>> = Vec::new();
     if !urls.is_empty() {
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet");
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .with_schema(schema.clone());

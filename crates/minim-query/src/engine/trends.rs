@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 
 use datafusion::error::Result;
+use datafusion::execution::FunctionRegistry;
 use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
 use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, col, lit, when};
-use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::{DataFrame, SessionContext};
 
 /// SQL name of the exact quantile aggregate (see `udaf/`).
@@ -33,14 +33,11 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
 
     let mut out = Vec::new();
     for series in &spec.series {
-        let base = ctx
-            .table(EVENTS_TABLE)
-            .await?
-            .filter(
-                event_is(&series.event)
-                    .and(time_range(start, end))
-                    .and(exprs.filters(&spec.filters)),
-            )?;
+        let base = ctx.table(EVENTS_TABLE).await?.filter(
+            event_is(&series.event)
+                .and(time_range(start, end))
+                .and(exprs.filters(&spec.filters)),
+        )?;
         let measure = measure_expr(ctx, series)?;
         let zero = match series.math {
             Math::Total | Math::UniqueUsers => Measure::Count(0),
@@ -74,7 +71,13 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
         };
 
         if series.math == Math::Total {
-            let counts = project(base, &exprs, series, spec.interval, Some((exprs.prop_str(prop), lit(false))))?;
+            let counts = project(
+                base,
+                &exprs,
+                series,
+                spec.interval,
+                Some((exprs.prop_str(prop), lit(false))),
+            )?;
             out.extend(total_by_value(counts, spec, &index, &line).await?);
             continue;
         }
@@ -117,7 +120,8 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
                 kept = kept.or(bv.clone().is_null());
             }
             (
-                when(kept.clone(), bv).otherwise(lit(datafusion::common::ScalarValue::Utf8(None)))?,
+                when(kept.clone(), bv)
+                    .otherwise(lit(datafusion::common::ScalarValue::Utf8(None)))?,
                 !kept,
             )
         } else {
@@ -135,8 +139,12 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
 
         let mut lines: Vec<TrendsSeries> = top.iter().map(|v| line(v.clone())).collect();
         let mut other = line(Some(OTHER_BREAKDOWN.to_string()));
-        let position: HashMap<Option<String>, usize> =
-            top.iter().cloned().enumerate().map(|(i, v)| (v, i)).collect();
+        let position: HashMap<Option<String>, usize> = top
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, v)| (v, i))
+            .collect();
         for b in &batches {
             let buckets = columns::int64(b, 0)?;
             let values = columns::utf8(b, 1)?;
@@ -173,7 +181,10 @@ async fn total_by_value(
 ) -> Result<Vec<TrendsSeries>> {
     let groups = GroupingSet::GroupingSets(vec![vec![col("bucket"), col("bv")], vec![col("bv")]]);
     let batches = projected
-        .aggregate(vec![Expr::GroupingSet(groups)], vec![count(lit(1)).alias("m")])?
+        .aggregate(
+            vec![Expr::GroupingSet(groups)],
+            vec![count(lit(1)).alias("m")],
+        )?
         .select(vec![col("bucket"), col("bv"), col("m")])?
         .collect()
         .await?;
@@ -228,7 +239,11 @@ fn project(
     breakdown: Option<(Expr, Expr)>,
 ) -> Result<DataFrame> {
     let mut cols = vec![bucket_expr(interval).alias("bucket"), col(COL_DISTINCT_ID)];
-    if let Some(p) = series.property.as_deref().filter(|_| series.math.needs_property()) {
+    if let Some(p) = series
+        .property
+        .as_deref()
+        .filter(|_| series.math.needs_property())
+    {
         cols.push(exprs.prop_num(p).alias("v"));
     }
     if let Some((bv, other)) = breakdown {
@@ -266,7 +281,12 @@ fn measure_expr(ctx: &SessionContext, series: &SeriesSpec) -> Result<Expr> {
     })
 }
 
-fn read_measure(math: Math, batch: &arrow::array::RecordBatch, col: usize, i: usize) -> Result<Measure> {
+fn read_measure(
+    math: Math,
+    batch: &arrow::array::RecordBatch,
+    col: usize,
+    i: usize,
+) -> Result<Measure> {
     Ok(match math {
         Math::Total | Math::UniqueUsers => {
             let a = columns::int64(batch, col)?;
@@ -290,4 +310,3 @@ fn place(line: &mut TrendsSeries, index: &HashMap<i64, usize>, bucket: Option<i6
         }
     }
 }
-

@@ -76,10 +76,11 @@ impl Fixture {
     }
 
     pub fn sql(&self, sql: &str) -> Result<minim_query::engine::SqlResult, QueryError> {
-        self.rt.block_on(
-            self.engine
-                .sql(self.store.snapshot(), self.project.clone(), sql.to_owned()),
-        )
+        self.rt.block_on(self.engine.sql(
+            self.store.snapshot(),
+            self.project.clone(),
+            sql.to_owned(),
+        ))
     }
 }
 
@@ -138,4 +139,3 @@ pub fn diff(expected: &Value, actual: &Value, path: &str) -> Option<String> {
         (e, a) => (e != a).then(|| format!("{path}: expected {e}, got {a}")),
     }
 }
-
