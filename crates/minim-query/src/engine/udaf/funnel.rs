@@ -1,0 +1,854 @@
+//! Storage and algorithms shared by `window_funnel` and `funnel_chain`.
+//!
+//! **Storage.** Every input row on which at least one step condition is true (and whose
+//! time is not NULL) is kept as one row of flat arrays shared by all groups: group id
+//! (u32), time (i64 ms), step bitmask (u32, bit `i` = condition `c{i+1}`), and for
+//! `funnel_chain` the interned breakdown value of first-step rows (u32; 0 is NULL). That is
+//! 16 bytes a row (20 with breakdowns), with no allocation per row or per group. Rows
+//! where no condition holds are dropped on arrival: they cannot be part of any chain.
+//!
+//! **Emission.** The rows of the emitted groups are gathered group by group (a stable
+//! counting sort, linear), each group is sorted by time unless it arrived sorted (the
+//! common case: segments are sorted by user and time), and scanned once by [`reach`].
+//! `EmitTo::First(n)` also renumbers the rows kept, so each call costs time linear in all
+//! stored rows; DataFusion uses it for ordered input, where few groups are held at once.
+//!
+//! **Intermediate state** (multi-phase aggregation): per group, the raw rows as a
+//! `LargeList<Struct<ts, mask[, breakdown]>>`; merging appends them. Both answers are
+//! functions of the multiset of rows, so partial/final splits cannot change them.
+
+use std::collections::HashMap;
+use std::mem::size_of;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, LargeListArray, StringArray, StructArray,
+    UInt32Array,
+};
+use arrow::datatypes::{DataType, Field, Fields, Int64Type, UInt32Type};
+use datafusion::error::Result;
+use datafusion::logical_expr::EmitTo;
+use datafusion::logical_expr::function::AccumulatorArgs;
+
+use super::common::{
+    I64Column, UdafError, check_lengths, coerce_condition, coerce_int_constant, coerce_string,
+    coerce_time, condition_masks, emit_count, gather_by_group, group_u32, i64_column, list_range,
+    literal_i64, offsets_i64, vec_bytes,
+};
+
+/// Most step conditions a funnel takes (one bit each in a `u32`).
+pub(super) const MAX_STEPS: usize = 32;
+
+/// The constant shape of a funnel call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FunnelArgs {
+    /// Inclusive: the last step may be exactly `window_ms` after the first.
+    pub window_ms: i64,
+    /// Number of step conditions, `1..=MAX_STEPS`.
+    pub steps: usize,
+    /// Whether argument 3 is a breakdown string (`funnel_chain`).
+    pub breakdown: bool,
+}
+
+impl FunnelArgs {
+    /// A one-step funnel with breakdowns and window 0 (for answers on no rows).
+    pub const NONE: Self = Self {
+        window_ms: 0,
+        steps: 1,
+        breakdown: true,
+    };
+
+    /// Index of the first condition argument.
+    fn first_condition(breakdown: bool) -> usize {
+        if breakdown { 3 } else { 2 }
+    }
+
+    /// Reads the window literal and the number of conditions of a call.
+    pub fn from_call(func: &'static str, args: &AccumulatorArgs, breakdown: bool) -> Result<Self> {
+        let steps = args
+            .exprs
+            .len()
+            .saturating_sub(Self::first_condition(breakdown));
+        if !(1..=MAX_STEPS).contains(&steps) {
+            return Err(arg_count(func, breakdown, args.exprs.len()).into());
+        }
+        let window_ms = literal_i64(
+            func,
+            args,
+            0,
+            "window_ms",
+            0..=i64::MAX,
+            "a non-negative BIGINT literal (milliseconds)",
+        )?;
+        Ok(Self {
+            window_ms,
+            steps,
+            breakdown,
+        })
+    }
+
+    /// Bits of the conditions that exist.
+    pub fn full_mask(&self) -> u32 {
+        if self.steps >= MAX_STEPS {
+            u32::MAX
+        } else {
+            (1u32 << self.steps) - 1
+        }
+    }
+}
+
+fn arg_count(func: &'static str, breakdown: bool, got: usize) -> UdafError {
+    UdafError::ArgCount {
+        func,
+        expected: if breakdown {
+            "(window_ms, ts, breakdown, c1[, ..., c32])"
+        } else {
+            "(window_ms, ts, c1[, ..., c32])"
+        },
+        got,
+    }
+}
+
+/// The argument types a funnel call is coerced to.
+pub(super) fn coerce_args(
+    func: &'static str,
+    arg_types: &[DataType],
+    breakdown: bool,
+) -> Result<Vec<DataType>> {
+    let first = FunnelArgs::first_condition(breakdown);
+    let steps = arg_types.len().saturating_sub(first);
+    if !(1..=MAX_STEPS).contains(&steps) {
+        return Err(arg_count(func, breakdown, arg_types.len()).into());
+    }
+    arg_types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match i {
+            0 => coerce_int_constant(func, 1, "window_ms", t),
+            1 => coerce_time(func, 2, t),
+            2 if breakdown => coerce_string(func, 3, "breakdown", t),
+            _ => coerce_condition(func, i + 1, t),
+        })
+        .collect()
+}
+
+/// The intermediate state's type: per group, its rows.
+pub(super) fn state_type(breakdown: bool) -> DataType {
+    DataType::LargeList(Arc::new(Field::new_list_field(
+        DataType::Struct(state_item_fields(breakdown)),
+        false,
+    )))
+}
+
+fn state_item_fields(breakdown: bool) -> Fields {
+    let mut fields = vec![
+        Field::new("ts", DataType::Int64, false),
+        Field::new("mask", DataType::UInt32, false),
+    ];
+    if breakdown {
+        fields.push(Field::new("breakdown", DataType::Utf8, true));
+    }
+    Fields::from(fields)
+}
+
+/// One stored row of a group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub ts: i64,
+    /// Bit `i`: condition `c{i+1}` is true on the row.
+    pub mask: u32,
+    /// Interned breakdown value (0: NULL); only meaningful when bit 0 of `mask` is set.
+    pub breakdown: u32,
+}
+
+/// Distinct breakdown strings, each stored once; id 0 stands for NULL.
+#[derive(Debug, Default)]
+pub(super) struct Interner {
+    values: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u32>,
+    string_bytes: usize,
+}
+
+impl Interner {
+    /// The id (`>= 1`) of `s`, adding it if new.
+    fn intern(&mut self, func: &'static str, s: &str) -> Result<u32> {
+        if let Some(&id) = self.ids.get(s) {
+            return Ok(id);
+        }
+        let id = u32::try_from(self.values.len() + 1).map_err(|_| UdafError::TooLarge {
+            func,
+            what: "the number of distinct breakdown values",
+        })?;
+        let value: Arc<str> = Arc::from(s);
+        self.string_bytes += s.len();
+        self.values.push(value.clone());
+        self.ids.insert(value, id);
+        Ok(id)
+    }
+
+    /// The string of `id`, `None` for 0 (NULL).
+    pub fn get(&self, id: u32) -> Option<&str> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.values.get(index).map(|s| &**s)
+    }
+
+    fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    fn size(&self) -> usize {
+        // Strings with their `Arc` counts, the id list, and the map's slots.
+        self.string_bytes
+            + self.values.len() * 2 * size_of::<usize>()
+            + vec_bytes(&self.values)
+            + self.ids.capacity() * (size_of::<(Arc<str>, u32)>() + 1)
+    }
+}
+
+/// The rows of emitted groups, contiguous per group in arrival order.
+pub(super) struct Grouped {
+    /// Group `g`'s rows are `entries[offsets[g]..offsets[g + 1]]`.
+    offsets: Vec<usize>,
+    entries: Vec<Entry>,
+}
+
+impl Grouped {
+    /// `n` groups without rows.
+    pub fn empty(n: usize) -> Self {
+        Self {
+            offsets: vec![0; n + 1],
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn num_groups(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    fn range(&self, g: usize) -> std::ops::Range<usize> {
+        let start = self.offsets.get(g).copied().unwrap_or(0);
+        let end = self.offsets.get(g + 1).copied().unwrap_or(start);
+        start..end.max(start)
+    }
+
+    /// Group `g`'s rows (empty when out of range).
+    pub fn group_mut(&mut self, g: usize) -> &mut [Entry] {
+        let r = self.range(g);
+        self.entries.get_mut(r).unwrap_or_default()
+    }
+
+    fn lengths(&self) -> impl Iterator<Item = usize> + '_ {
+        self.offsets.windows(2).map(|w| w[1].saturating_sub(w[0]))
+    }
+}
+
+/// The funnel rows of every group (see the module docs).
+#[derive(Debug)]
+pub(super) struct FunnelRows {
+    func: &'static str,
+    pub args: FunnelArgs,
+    groups: Vec<u32>,
+    ts: Vec<i64>,
+    masks: Vec<u32>,
+    /// Parallel to `ts` with breakdowns, empty without.
+    breakdowns: Vec<u32>,
+    interner: Interner,
+    num_groups: usize,
+}
+
+impl FunnelRows {
+    pub fn new(func: &'static str, args: FunnelArgs) -> Self {
+        Self {
+            func,
+            args,
+            groups: Vec::new(),
+            ts: Vec::new(),
+            masks: Vec::new(),
+            breakdowns: Vec::new(),
+            interner: Interner::default(),
+            num_groups: 0,
+        }
+    }
+
+    pub fn ensure_groups(&mut self, total: usize) {
+        self.num_groups = self.num_groups.max(total);
+    }
+
+    #[inline]
+    fn push(&mut self, group: usize, ts: i64, mask: u32, breakdown: u32) -> Result<()> {
+        let g = group_u32(self.func, group)?;
+        self.num_groups = self.num_groups.max(group + 1);
+        self.groups.push(g);
+        self.ts.push(ts);
+        self.masks.push(mask);
+        if self.args.breakdown {
+            self.breakdowns.push(breakdown);
+        }
+        Ok(())
+    }
+
+    /// The breakdown id of a row with step mask `mask`: interned for first-step rows.
+    #[inline]
+    fn breakdown_id(&mut self, strings: Option<&StringArray>, i: usize, mask: u32) -> Result<u32> {
+        match strings {
+            Some(s) if mask & 1 != 0 && s.is_valid(i) => {
+                self.interner.intern(self.func, s.value(i))
+            }
+            _ => Ok(0),
+        }
+    }
+
+    /// Adds raw input rows (`update_batch`).
+    pub fn update(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        let len = group_indices.len();
+        check_lengths(self.func, values, len)?;
+        self.ensure_groups(total_num_groups);
+        let input = read_input(self.func, &self.args, values, filter, len)?;
+        for (i, (&g, &mask)) in group_indices.iter().zip(&input.masks).enumerate() {
+            if mask == 0 {
+                continue;
+            }
+            let Some(ts) = input.ts.get(i) else {
+                continue;
+            };
+            let breakdown = self.breakdown_id(input.breakdown, i, mask)?;
+            self.push(g, ts, mask, breakdown)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the rows of intermediate states (`merge_batch`).
+    pub fn merge(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        let func = self.func;
+        let bad = |what| UdafError::BadState { func, what };
+        let [state] = values else {
+            return Err(bad("expected one state column").into());
+        };
+        let list = state
+            .as_list_opt::<i64>()
+            .ok_or_else(|| bad("state is not a LargeList"))?;
+        if list.len() != group_indices.len() {
+            return Err(UdafError::Lengths { func }.into());
+        }
+        self.ensure_groups(total_num_groups);
+        let items = list
+            .values()
+            .as_struct_opt()
+            .ok_or_else(|| bad("state items are not structs"))?;
+        let column = |i: usize| items.columns().get(i).ok_or_else(|| bad("missing field"));
+        let ts = column(0)?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| bad("ts is not Int64"))?
+            .values();
+        let masks = column(1)?
+            .as_primitive_opt::<UInt32Type>()
+            .ok_or_else(|| bad("mask is not UInt32"))?
+            .values();
+        let strings = if self.args.breakdown {
+            Some(
+                column(2)?
+                    .as_string_opt::<i32>()
+                    .ok_or_else(|| bad("breakdown is not Utf8"))?,
+            )
+        } else {
+            None
+        };
+        let full = self.args.full_mask();
+        let offsets = list.value_offsets();
+        for (r, &g) in group_indices.iter().enumerate() {
+            if list.is_null(r) {
+                continue;
+            }
+            for k in list_range(offsets, r, items.len()) {
+                let (Some(&t), Some(&m)) = (ts.get(k), masks.get(k)) else {
+                    continue;
+                };
+                let mask = m & full;
+                if mask == 0 {
+                    continue;
+                }
+                let breakdown = self.breakdown_id(strings, k, mask)?;
+                self.push(g, t, mask, breakdown)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every input row as its own intermediate state (`convert_to_state`).
+    pub fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let len = values.first().map_or(0, |v| v.len());
+        check_lengths(self.func, values, len)?;
+        let input = read_input(self.func, &self.args, values, filter, len)?;
+        let mut ts = Vec::new();
+        let mut masks = Vec::new();
+        let mut breakdowns: Vec<Option<&str>> = Vec::new();
+        let mut lengths = Vec::with_capacity(len);
+        for (i, &mask) in input.masks.iter().enumerate() {
+            match input.ts.get(i) {
+                Some(t) if mask != 0 => {
+                    ts.push(t);
+                    masks.push(mask);
+                    if let Some(s) = input.breakdown {
+                        breakdowns.push((mask & 1 != 0 && s.is_valid(i)).then(|| s.value(i)));
+                    }
+                    lengths.push(1);
+                }
+                _ => lengths.push(0),
+            }
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(ts)),
+            Arc::new(UInt32Array::from(masks)),
+        ];
+        if self.args.breakdown {
+            columns.push(Arc::new(StringArray::from(breakdowns)));
+        }
+        Ok(vec![state_list(self.args.breakdown, columns, lengths)?])
+    }
+
+    /// Takes out the intermediate state of the groups `emit_to` names.
+    pub fn emit_state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let breakdown = self.args.breakdown;
+        self.emit(emit_to, |grouped, interner| {
+            Ok(vec![state_array(breakdown, &grouped, interner)?])
+        })
+    }
+
+    /// Gathers the first `n` groups' rows, group by group (stable), keeping the state.
+    pub fn gather(&self, n: usize) -> Grouped {
+        let (offsets, entries) = gather_by_group(&self.groups, n, |r| Entry {
+            ts: self.ts.get(r).copied().unwrap_or(0),
+            mask: self.masks.get(r).copied().unwrap_or(0),
+            breakdown: self.breakdowns.get(r).copied().unwrap_or(0),
+        });
+        Grouped { offsets, entries }
+    }
+
+    /// Forgets the rows of the first `n` groups and renumbers the rest from 0.
+    fn drop_rows(&mut self, n: usize) {
+        if n >= self.num_groups {
+            self.groups = Vec::new();
+            self.ts = Vec::new();
+            self.masks = Vec::new();
+            self.breakdowns = Vec::new();
+            self.num_groups = 0;
+            return;
+        }
+        let shift = u32::try_from(n).unwrap_or(u32::MAX);
+        let mut kept = 0;
+        for r in 0..self.groups.len() {
+            let g = self.groups[r];
+            if g >= shift {
+                self.groups[kept] = g - shift;
+                self.ts[kept] = self.ts[r];
+                self.masks[kept] = self.masks[r];
+                if let Some(&b) = self.breakdowns.get(r) {
+                    self.breakdowns[kept] = b;
+                }
+                kept += 1;
+            }
+        }
+        self.groups.truncate(kept);
+        self.ts.truncate(kept);
+        self.masks.truncate(kept);
+        self.breakdowns.truncate(kept);
+        if self.groups.capacity() > 2 * kept + 1024 {
+            self.groups.shrink_to_fit();
+            self.ts.shrink_to_fit();
+            self.masks.shrink_to_fit();
+            self.breakdowns.shrink_to_fit();
+        }
+        self.num_groups -= n;
+    }
+
+    /// Drops interned strings no remaining row uses, once they dominate.
+    fn compact_interner(&mut self) {
+        if self.groups.is_empty() {
+            self.interner = Interner::default();
+            return;
+        }
+        if self.interner.len() <= 2 * self.breakdowns.len() + 1024 {
+            return;
+        }
+        let old = std::mem::take(&mut self.interner);
+        let mut remap = vec![0u32; old.len() + 1];
+        for b in &mut self.breakdowns {
+            let Some(slot) = remap.get_mut(*b as usize) else {
+                *b = 0;
+                continue;
+            };
+            if *slot == 0
+                && let Some(s) = old.get(*b)
+            {
+                // Fewer values than before, so ids fit.
+                *slot = self.interner.intern(self.func, s).unwrap_or(0);
+            }
+            *b = *slot;
+        }
+    }
+
+    /// Takes out the groups `emit_to` names: `f` computes the output from their rows
+    /// (and the interner their breakdown ids refer to); the rest stays, renumbered.
+    pub fn emit<R>(
+        &mut self,
+        emit_to: EmitTo,
+        f: impl FnOnce(Grouped, &Interner) -> Result<R>,
+    ) -> Result<R> {
+        let n = emit_count(emit_to, self.num_groups);
+        let grouped = self.gather(n);
+        self.drop_rows(n);
+        let out = f(grouped, &self.interner);
+        self.compact_interner();
+        out
+    }
+
+    /// Like [`Self::emit`] for all groups, keeping the state.
+    pub fn peek<R>(&self, f: impl FnOnce(Grouped, &Interner) -> Result<R>) -> Result<R> {
+        f(self.gather(self.num_groups), &self.interner)
+    }
+
+    /// Bytes held (capacity, not length).
+    pub fn size(&self) -> usize {
+        size_of::<Self>()
+            + vec_bytes(&self.groups)
+            + vec_bytes(&self.ts)
+            + vec_bytes(&self.masks)
+            + vec_bytes(&self.breakdowns)
+            + self.interner.size()
+    }
+}
+
+fn state_list(
+    breakdown: bool,
+    columns: Vec<ArrayRef>,
+    lengths: impl IntoIterator<Item = usize>,
+) -> Result<ArrayRef> {
+    let items = StructArray::try_new(state_item_fields(breakdown), columns, None)?;
+    let field = Arc::new(Field::new_list_field(
+        DataType::Struct(state_item_fields(breakdown)),
+        false,
+    ));
+    Ok(Arc::new(LargeListArray::try_new(
+        field,
+        offsets_i64(lengths),
+        Arc::new(items),
+        None,
+    )?))
+}
+
+/// The intermediate state of the groups in `grouped`.
+fn state_array(breakdown: bool, grouped: &Grouped, interner: &Interner) -> Result<ArrayRef> {
+    let ts = Int64Array::from_iter_values(grouped.entries.iter().map(|e| e.ts));
+    let masks = UInt32Array::from_iter_values(grouped.entries.iter().map(|e| e.mask));
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(ts), Arc::new(masks)];
+    if breakdown {
+        let strings: StringArray = grouped
+            .entries
+            .iter()
+            .map(|e| interner.get(e.breakdown))
+            .collect();
+        columns.push(Arc::new(strings));
+    }
+    state_list(breakdown, columns, grouped.lengths())
+}
+
+/// One input batch, read: times, step masks (0 for rows filtered out or without time),
+/// and breakdown strings.
+struct Input<'a> {
+    ts: I64Column<'a>,
+    masks: Vec<u32>,
+    breakdown: Option<&'a StringArray>,
+}
+
+fn read_input<'a>(
+    func: &'static str,
+    args: &FunnelArgs,
+    values: &'a [ArrayRef],
+    filter: Option<&BooleanArray>,
+    len: usize,
+) -> Result<Input<'a>> {
+    let bad = |what| UdafError::BadState { func, what };
+    let ts = values.get(1).ok_or_else(|| bad("missing ts"))?;
+    let ts = i64_column(func, ts, "ts is not a millisecond timestamp or BIGINT")?;
+    let conditions = values
+        .get(FunnelArgs::first_condition(args.breakdown)..)
+        .filter(|c| c.len() == args.steps)
+        .ok_or_else(|| bad("wrong number of conditions"))?;
+    let mut masks = condition_masks(func, conditions, len, filter)?;
+    if let Some(nulls) = ts.nulls {
+        for i in nulls
+            .iter()
+            .enumerate()
+            .filter(|(_, valid)| !valid)
+            .map(|(i, _)| i)
+        {
+            if let Some(m) = masks.get_mut(i) {
+                *m = 0;
+            }
+        }
+    }
+    let breakdown = if args.breakdown {
+        Some(
+            values
+                .get(2)
+                .and_then(|b| b.as_string_opt::<i32>())
+                .ok_or_else(|| bad("breakdown is not Utf8"))?,
+        )
+    } else {
+        None
+    };
+    Ok(Input {
+        ts,
+        masks,
+        breakdown,
+    })
+}
+
+/// Sorts a group's rows by time, unless they arrived sorted.
+pub(super) fn sort_by_time(entries: &mut [Entry]) {
+    if !entries.is_sorted_by_key(|e| e.ts) {
+        entries.sort_unstable_by_key(|e| e.ts);
+    }
+}
+
+/// What [`reach`] finds in a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Reach {
+    /// The largest `k` of any chain (ClickHouse `windowFunnel`), 0 without a first step.
+    pub level: usize,
+    /// The latest first-step time of a chain reaching `level` (when `level >= 1`).
+    pub start: i64,
+}
+
+/// ClickHouse's `windowFunnel` scan over a group's rows sorted by time.
+///
+/// Rows at the same millisecond are merged (their masks OR-ed) and their steps visited in
+/// ascending order, which is ClickHouse's `(timestamp, step)` order. `first[i]` is the
+/// latest first-step time of any chain reaching step `i + 1` so far: a step-`i + 1` entry
+/// at `t` extends the chains of step `i` when `t <= first[i - 1] + window`, and taking
+/// the latest start is optimal for every later step. Without `stop_at_full` the scan
+/// goes on after the last step is reached, so `start` is the latest such start overall.
+pub(super) fn reach(entries: &[Entry], steps: usize, window_ms: i64, stop_at_full: bool) -> Reach {
+    let steps = steps.clamp(1, MAX_STEPS);
+    let full = if steps >= MAX_STEPS {
+        u32::MAX
+    } else {
+        (1u32 << steps) - 1
+    };
+    let last = 1u32 << (steps - 1);
+    let mut first = [i64::MIN; MAX_STEPS];
+    let mut reached = 0u32;
+    let mut i = 0;
+    while let Some(head) = entries.get(i) {
+        let ts = head.ts;
+        let mut mask = 0;
+        while let Some(e) = entries.get(i).filter(|e| e.ts == ts) {
+            mask |= e.mask;
+            i += 1;
+        }
+        let mut bits = mask & full;
+        while bits != 0 {
+            let step = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if step == 0 {
+                first[0] = ts;
+                reached |= 1;
+            } else if reached & (1 << (step - 1)) != 0
+                && ts <= first[step - 1].saturating_add(window_ms)
+            {
+                first[step] = first[step - 1];
+                reached |= 1 << step;
+            }
+        }
+        if stop_at_full && reached & last != 0 {
+            break;
+        }
+    }
+    let level = (u32::BITS - reached.leading_zeros()) as usize;
+    Reach {
+        level,
+        start: level.checked_sub(1).map_or(i64::MIN, |l| first[l]),
+    }
+}
+
+/// Appends the times of the chain starting at `start`: step 1 at `start`, then each
+/// later step at the earliest time of a row with its condition, at or after the previous
+/// step and at most `start + window_ms`; stops at the first step with no such row.
+pub(super) fn chain_times(
+    entries: &[Entry],
+    steps: usize,
+    window_ms: i64,
+    start: i64,
+    out: &mut Vec<i64>,
+) {
+    let deadline = start.saturating_add(window_ms);
+    let steps = steps.min(MAX_STEPS);
+    out.push(start);
+    let mut next = 1;
+    let mut i = entries.partition_point(|e| e.ts < start);
+    while next < steps {
+        let Some(head) = entries.get(i).filter(|e| e.ts <= deadline) else {
+            break;
+        };
+        let ts = head.ts;
+        let mut mask = 0;
+        while let Some(e) = entries.get(i).filter(|e| e.ts == ts) {
+            mask |= e.mask;
+            i += 1;
+        }
+        while next < steps && mask & (1 << next) != 0 {
+            out.push(ts);
+            next += 1;
+        }
+    }
+}
+
+/// The smallest breakdown value (NULL first, then byte order) of first-step rows at `start`.
+pub(super) fn first_breakdown<'a>(
+    entries: &[Entry],
+    start: i64,
+    interner: &'a Interner,
+) -> Option<&'a str> {
+    let from = entries.partition_point(|e| e.ts < start);
+    entries
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|e| e.ts == start)
+        .filter(|e| e.mask & 1 != 0)
+        .map(|e| interner.get(e.breakdown))
+        .min()
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(ts: i64, mask: u32) -> Entry {
+        Entry {
+            ts,
+            mask,
+            breakdown: 0,
+        }
+    }
+
+    fn level(rows: &[Entry], steps: usize, window: i64) -> usize {
+        let mut rows = rows.to_vec();
+        sort_by_time(&mut rows);
+        let stop = reach(&rows, steps, window, true);
+        let full = reach(&rows, steps, window, false);
+        assert_eq!(stop.level, full.level);
+        full.level
+    }
+
+    #[test]
+    fn no_first_step_is_level_zero() {
+        assert_eq!(level(&[], 3, 10), 0);
+        assert_eq!(level(&[e(1, 0b010), e(2, 0b100)], 3, 10), 0);
+    }
+
+    #[test]
+    fn one_row_fills_consecutive_steps() {
+        // ClickHouse 00632: windowFunnel(10000)(t, e = 1004, e = 1004, e = 1004) = 3.
+        assert_eq!(level(&[e(5, 0b111)], 3, 10_000), 3);
+        // Steps 1 and 3 on one row do not skip step 2.
+        assert_eq!(level(&[e(5, 0b101)], 3, 10_000), 1);
+    }
+
+    #[test]
+    fn ties_are_ordered_by_step_whatever_the_input_order() {
+        let rows = [e(7, 0b100), e(7, 0b010), e(7, 0b001)];
+        assert_eq!(level(&rows, 3, 0), 3);
+        let mut reversed = rows;
+        reversed.reverse();
+        assert_eq!(level(&reversed, 3, 0), 3);
+    }
+
+    #[test]
+    fn window_edge_is_inclusive() {
+        let rows = [e(0, 0b01), e(100, 0b10)];
+        assert_eq!(level(&rows, 2, 100), 2);
+        assert_eq!(level(&rows, 2, 99), 1);
+    }
+
+    #[test]
+    fn out_of_order_input_is_sorted() {
+        let rows = [e(30, 0b100), e(20, 0b010), e(10, 0b001)];
+        assert_eq!(level(&rows, 3, 20), 3);
+        assert_eq!(level(&rows, 3, 19), 2);
+    }
+
+    #[test]
+    fn a_later_start_can_complete_where_an_earlier_cannot() {
+        // Start at 0 cannot reach step 2 at 150 (window 100); the start at 100 can.
+        let rows = [e(0, 0b01), e(100, 0b01), e(150, 0b10)];
+        let r = reach(&rows, 2, 100, false);
+        assert_eq!(
+            r,
+            Reach {
+                level: 2,
+                start: 100
+            }
+        );
+    }
+
+    #[test]
+    fn chain_takes_the_latest_start_and_earliest_steps() {
+        let rows = [
+            e(0, 0b001),
+            e(10, 0b010),
+            e(20, 0b001),
+            e(25, 0b010),
+            e(30, 0b110),
+            e(40, 0b100),
+        ];
+        let r = reach(&rows, 3, 100, false);
+        assert_eq!(
+            r,
+            Reach {
+                level: 3,
+                start: 20
+            }
+        );
+        let mut times = Vec::new();
+        chain_times(&rows, 3, 100, r.start, &mut times);
+        assert_eq!(times, vec![20, 25, 30]);
+    }
+
+    #[test]
+    fn chain_reuses_a_row_for_consecutive_steps() {
+        let rows = [e(5, 0b011), e(9, 0b100)];
+        let mut times = Vec::new();
+        chain_times(&rows, 3, 10, 5, &mut times);
+        assert_eq!(times, vec![5, 5, 9]);
+    }
+
+    #[test]
+    fn huge_windows_and_times_do_not_overflow() {
+        let rows = [e(i64::MAX - 1, 0b01), e(i64::MAX, 0b10)];
+        assert_eq!(level(&rows, 2, i64::MAX), 2);
+        let rows = [e(i64::MIN, 0b01), e(i64::MAX, 0b10)];
+        assert_eq!(level(&rows, 2, i64::MAX), 1);
+    }
+
+    #[test]
+    fn thirty_two_steps() {
+        assert_eq!(level(&[e(1, u32::MAX)], 32, 0), 32);
+    }
+}
