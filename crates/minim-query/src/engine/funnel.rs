@@ -14,12 +14,10 @@ use minim_store::segment::{COL_DISTINCT_ID, COL_EVENT, COL_TIMESTAMP};
 use super::columns;
 use super::filter::{Exprs, event_is, time_range, ts_lit};
 use super::table::EVENTS_TABLE;
+use super::udaf::FUNNEL_CHAIN;
 use crate::reference::funnel::{Outcome, summarize};
 use crate::result::FunnelResult;
 use crate::spec::{Date, FunnelSpec};
-
-/// SQL name of the aggregate (see `udaf/`).
-const FUNNEL_CHAIN: &str = "funnel_chain";
 
 pub(crate) async fn run(ctx: &SessionContext, spec: &FunnelSpec) -> Result<FunnelResult> {
     let exprs = Exprs::new(ctx)?;

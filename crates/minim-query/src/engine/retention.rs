@@ -16,17 +16,11 @@ use minim_store::segment::{COL_DISTINCT_ID, COL_TIMESTAMP};
 
 use super::filter::{event_is, time_range};
 use super::table::EVENTS_TABLE;
+use super::udaf::{RETENTION_PERIODS, bit_is_set};
 use crate::reference::retention::RetentionCounts;
 use crate::result::RetentionResult;
 use crate::spec::{Date, Period, RetentionSpec, RetentionType};
 use crate::time::{date_of, next_bucket};
-
-/// SQL name of the aggregate (see `udaf/`).
-const RETENTION_PERIODS: &str = "retention_periods";
-
-fn bit_is_set(bits: &[u8], i: usize) -> bool {
-    bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
-}
 
 pub(crate) async fn run(ctx: &SessionContext, spec: &RetentionSpec) -> Result<RetentionResult> {
     let mut counts = RetentionCounts::new(spec);

@@ -5,21 +5,19 @@
 
 use std::collections::HashMap;
 
+use arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
 use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
 use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, col, lit, when};
 use datafusion::prelude::{DataFrame, SessionContext};
-
-/// SQL name of the exact quantile aggregate (see `udaf/`).
-const QUANTILE_EXACT: &str = "quantile_exact";
-use arrow::datatypes::DataType;
 use minim_store::segment::{COL_DISTINCT_ID, COL_TIMESTAMP};
 
 use super::columns;
 use super::filter::{Exprs, event_is, time_range};
 use super::table::EVENTS_TABLE;
+use super::udaf::QUANTILE_EXACT;
 use crate::result::{Measure, OTHER_BREAKDOWN, TrendsResult, TrendsSeries};
 use crate::spec::{Date, Interval, Math, SeriesSpec, TrendsSpec};
 use crate::time::{bucket_starts, label};

@@ -30,16 +30,9 @@ mod window_funnel;
 use datafusion::logical_expr::AggregateUDF;
 use datafusion::prelude::SessionContext;
 
-#[allow(
-    unused_imports,
-    reason = "the SQL names and limits the insight kinds build their plans with"
-)]
 pub(crate) use {
-    funnel_chain::FUNNEL_CHAIN,
-    quantile_exact::QUANTILE_EXACT,
-    retention::RETENTION,
-    retention_periods::{MAX_WIDTH_BITS, RETENTION_PERIODS},
-    window_funnel::WINDOW_FUNNEL,
+    funnel_chain::FUNNEL_CHAIN, quantile_exact::QUANTILE_EXACT,
+    retention_periods::RETENTION_PERIODS,
 };
 
 /// Every Minim aggregate function: the one list to extend.
@@ -62,7 +55,6 @@ pub(crate) fn register(ctx: &SessionContext) {
 
 /// Bit `i` of a `retention_periods` bitset: bit `i % 8` (from the least significant) of
 /// byte `i / 8`; false past the end.
-#[allow(dead_code, reason = "read by the retention insight")]
 pub(crate) fn bit_is_set(bits: &[u8], i: usize) -> bool {
     bits.get(i / 8).is_some_and(|b| (b >> (i % 8)) & 1 == 1)
 }
