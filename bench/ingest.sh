@@ -48,57 +48,9 @@ fi
 MINIM=${CARGO_TARGET_DIR:-$ROOT/target}/release/minim
 LOAD_BIN=${BENCH_LOAD_BIN:-$MINIM}
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# ---------------------------------------------------------------------------------------
-# Process bookkeeping: everything we start is stopped on exit, by its own pid.
-
-PIDS=()
-LOAD_PID=
-stop_pid() { # pid [timeout_s]
-    local pid=$1 timeout=${2:-30} i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < timeout * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "pid $pid ignored SIGTERM for ${timeout}s; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    [[ -n $LOAD_PID ]] && stop_pid "$LOAD_PID" 5
-    for pid in "${PIDS[@]}"; do stop_pid "$pid" 10; done
-    if [[ $KEEP == 1 ]]; then
-        log "kept work directory $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_http() { # url pid what
-    local i
-    for ((i = 0; i < 600; i++)); do
-        curl -sf -o /dev/null "$1" && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-# VmHWM (peak) or VmRSS (now) of a process, in KiB.
-mem_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+STOP_TIMEOUT_S=10
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 mib() { awk -v kb="${1:-0}" 'BEGIN { printf "%.0f", kb / 1024 }'; }
 
 # One field of the flat JSON `minim load --json` prints (numbers, strings, null).
@@ -141,12 +93,9 @@ run_load() {
     shift 2
     log "load run $name: $*"
     # In the background plus `wait`, so a signal to this script is handled at once.
-    MINIM_INGEST_KEY=$key "$LOAD_BIN" load "${LOAD_FLAGS[@]}" "$@" \
-        >"$WORK/$name.json" 2> >(sed "s/^/    /" >&2) &
-    LOAD_PID=$!
     local rc=0
-    wait "$LOAD_PID" || rc=$?
-    LOAD_PID=
+    MINIM_INGEST_KEY=$key run_child "$LOAD_BIN" load "${LOAD_FLAGS[@]}" "$@" \
+        >"$WORK/$name.json" 2> >(sed "s/^/    /" >&2) || rc=$?
     ((rc == 0)) || log "load run $name failed (exit $rc; see above)"
     [[ -s $WORK/$name.json ]] || echo '{}' >"$WORK/$name.json"
 }

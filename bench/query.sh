@@ -62,8 +62,9 @@ case ${1:-} in
     *) echo "usage: $0 [--self-check]   (settings come from BENCH_* variables; see the header)" >&2; exit 2 ;;
 esac
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+STOP_TIMEOUT_S=60
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 for e in $ENGINES; do
     case $e in minim | duckdb | chdb) ;; *) die "unknown engine '$e' in BENCH_ENGINES (minim, duckdb, chdb)" ;; esac
@@ -82,66 +83,6 @@ else
 fi
 WORK=$(cd "$WORK" && pwd)
 
-# ---------------------------------------------------------------------------------------
-# Process bookkeeping: everything we start is stopped on exit, by its own pid.
-
-PIDS=()
-CHILD_PID=
-stop_pid() { # pid [timeout_s]
-    local pid=$1 timeout=${2:-30} i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < timeout * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "pid $pid ignored SIGTERM for ${timeout}s; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    [[ -n $CHILD_PID ]] && stop_pid "$CHILD_PID" 5
-    for pid in "${PIDS[@]}"; do stop_pid "$pid" 60; done
-    if [[ $KEEP == 1 ]]; then
-        log "kept work directory $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# run_child CMD...: runs one foreground step in the background plus `wait`, so a signal
-# to this script is handled at once and the child is stopped by cleanup. Returns its status.
-# `<&0`: a background command would otherwise read /dev/null, not the caller's stdin.
-run_child() {
-    "$@" <&0 &
-    CHILD_PID=$!
-    local rc=0
-    wait "$CHILD_PID" || rc=$?
-    CHILD_PID=
-    return "$rc"
-}
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_http() { # url pid
-    local i
-    for ((i = 0; i < 3000; i++)); do
-        curl -sf -o /dev/null "$1" && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-# VmHWM (peak) or VmRSS (now) of a process, in KiB.
-mem_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 mib() { awk -v b="${1:-0}" 'BEGIN { printf "%.0f", b / 1048576 }'; }
 # One string or number field of a flat JSON object.
 jf() { grep -o "\"$2\" *: *[^,}]*" "$1" | head -n1 | cut -d: -f2- | tr -d '" '; }
@@ -275,7 +216,7 @@ minim_start() {
     "$MINIM" --data-dir "$MINIM_DATA" serve --listen "127.0.0.1:$MINIM_PORT" >>"$WORK/minim.log" 2>&1 &
     MINIM_PID=$!
     PIDS+=("$MINIM_PID")
-    if ! wait_http "$MINIM_URL/readyz" "$MINIM_PID"; then
+    if ! wait_http "$MINIM_URL/readyz" "$MINIM_PID" 300; then
         tail -n 20 "$WORK/minim.log" >&2 || true
         die "minim serve did not become ready"
     fi
