@@ -20,12 +20,15 @@
 pub mod engine;
 pub mod error;
 pub mod limits;
-pub mod props;
 pub mod quantile;
 pub mod reference;
 pub mod result;
 pub mod spec;
 pub mod time;
+
+/// Property values: defined in `minim-core` because storage reads them too (shredded
+/// property columns).
+pub use minim_core::props;
 
 pub use error::{ErrorCode, SpecError};
 pub use limits::SpecLimits;

@@ -177,7 +177,7 @@ enum Mode {
 
 /// A session with Minim's functions (from `engine::session` over an empty store).
 async fn session(store: &Store, mode: Mode) -> SessionContext {
-    let ctx = engine::session(&store.snapshot(), &ProjectId::new("p").unwrap())
+    let ctx = engine::session(&store.snapshot(), &ProjectId::new("p").unwrap(), &[])
         .await
         .unwrap();
     let mut settings = vec![
@@ -506,7 +506,7 @@ proptest! {
              FROM events GROUP BY distinct_id"
         );
         let got: BTreeMap<String, i64> = runtime().block_on(async {
-            let ctx = engine::session(&store.snapshot(), &p).await.unwrap();
+            let ctx = engine::session(&store.snapshot(), &p, &[]).await.unwrap();
             let mut out = BTreeMap::new();
             for b in query(&ctx, &sql).await {
                 let ids = b.column(0).as_string::<i32>();

@@ -15,6 +15,7 @@ use crate::manifest::SegmentFile;
 use crate::memtable::PartitionKey;
 use crate::metrics as m;
 use crate::segment::SortedMerge;
+use crate::shred;
 
 pub(crate) fn run_loop(shared: Arc<Shared>) {
     let interval = Duration::from_millis(shared.cfg.compaction_interval_ms);
@@ -98,6 +99,11 @@ fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
     let paths: Vec<&std::path::Path> = inputs.iter().map(|s| s.path.as_path()).collect();
     let merged = SortedMerge::new(&paths)?;
     let first = &inputs[0].meta;
+    let shredded = shred::merge(
+        inputs
+            .iter()
+            .map(|s| (s.meta.shredded.as_slice(), s.meta.rows)),
+    );
     let output = write_new_segment(
         shared,
         &first.project,
@@ -105,6 +111,7 @@ fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
         merged,
         1,
         cfg.compaction_zstd_level,
+        shredded,
     )?;
     debug_assert_eq!(
         output.meta.rows,

@@ -14,7 +14,8 @@ use crate::fsutil::create_dir_durable;
 use crate::manifest::{SegmentFile, SegmentMeta, segment_rel_path};
 use crate::memtable::Memtable;
 use crate::metrics as m;
-use crate::segment::{events_to_batch, write_segment};
+use crate::segment::{WriteOptions, events_to_batch, write_segment};
+use crate::shred;
 use crate::{Shared, wal, wal_dir};
 
 pub(crate) struct Job {
@@ -84,6 +85,12 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
     let mut written: Vec<SegmentFile> = Vec::new();
     let res = (|| {
         for (key, chunks) in job.mem.partitions() {
+            let shredded = shred::choose(
+                chunks
+                    .iter()
+                    .flat_map(|c| c.iter())
+                    .map(|e| e.properties.as_str()),
+            );
             let batch = events_to_batch(chunks.iter().flat_map(|c| c.iter()));
             written.push(write_new_segment(
                 shared,
@@ -92,6 +99,7 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
                 [batch],
                 0,
                 cfg.flush_zstd_level,
+                shredded,
             )?);
         }
         Ok(())
@@ -131,8 +139,8 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
     Ok(rows)
 }
 
-/// Writes `batch` as a new segment of (`project`, `day`) at `level`; the file is durable
-/// but not yet in any manifest.
+/// Writes `batch` as a new segment of (`project`, `day`) at `level`, shredding the
+/// `shredded` properties; the file is durable but not yet in any manifest.
 pub(crate) fn write_new_segment(
     shared: &Shared,
     project: &ProjectId,
@@ -140,6 +148,7 @@ pub(crate) fn write_new_segment(
     batches: impl IntoIterator<Item = Result<RecordBatch>>,
     level: u32,
     zstd_level: i32,
+    shredded: Vec<String>,
 ) -> Result<SegmentFile> {
     let cfg = &shared.cfg;
     let id = shared
@@ -151,7 +160,12 @@ pub(crate) fn write_new_segment(
     if let Some(dir) = path.parent() {
         create_dir_durable(dir)?;
     }
-    let w = write_segment(&path, project, day, batches, cfg.row_group_rows, zstd_level)?;
+    let options = WriteOptions {
+        row_group_rows: cfg.row_group_rows,
+        zstd_level,
+        shredded: &shredded,
+    };
+    let w = write_segment(&path, project, day, batches, options)?;
     let meta = SegmentMeta {
         id,
         project: project.clone(),
@@ -161,6 +175,7 @@ pub(crate) fn write_new_segment(
         min_ts_ms: w.min_ts_ms,
         max_ts_ms: w.max_ts_ms,
         level,
+        shredded,
     };
     Ok(SegmentFile::new(&cfg.data_dir, meta))
 }

@@ -20,6 +20,7 @@ mod memtable;
 pub mod metrics;
 mod recovery;
 pub mod segment;
+pub mod shred;
 mod snapshot;
 pub mod wal;
 mod writer;

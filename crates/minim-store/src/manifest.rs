@@ -42,6 +42,9 @@ pub struct SegmentEntryV1 {
     pub max_ts_ms: i64,
     /// 0 = written by a flush, 1 = written by compaction.
     pub level: u32,
+    /// Properties with a shredded column in the file (see `shred.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shredded: Vec<String>,
 }
 
 /// In-memory description of a live segment.
@@ -55,6 +58,8 @@ pub struct SegmentMeta {
     pub min_ts_ms: i64,
     pub max_ts_ms: i64,
     pub level: u32,
+    /// Properties with a shredded column in the file, sorted (see `shred.rs`).
+    pub shredded: Vec<String>,
 }
 
 /// Relative path of a segment under the data directory.
@@ -141,6 +146,7 @@ impl Manifest {
                 min_ts_ms: s.min_ts_ms,
                 max_ts_ms: s.max_ts_ms,
                 level: s.level,
+                shredded: s.shredded,
             };
             segments.push(Arc::new(SegmentFile::new(data_dir, meta)));
         }
@@ -170,6 +176,7 @@ impl Manifest {
                     min_ts_ms: s.meta.min_ts_ms,
                     max_ts_ms: s.meta.max_ts_ms,
                     level: s.meta.level,
+                    shredded: s.meta.shredded.clone(),
                 })
                 .collect(),
         }
@@ -210,6 +217,7 @@ mod tests {
             min_ts_ms: 1,
             max_ts_ms: 2,
             level: 0,
+            shredded: vec!["$country".into()],
         };
         m.segments
             .push(Arc::new(SegmentFile::new(dir.path(), meta.clone())));

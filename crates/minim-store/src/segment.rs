@@ -1,7 +1,8 @@
 //! Parquet segments, format version 1: schema, write (zstd, dictionary) and read back.
 //!
 //! A segment holds one project's events of one UTC day, rows sorted by
-//! (`distinct_id`, `timestamp`). Footer key-value metadata carries the format version,
+//! (`distinct_id`, `timestamp`): the base columns of [`schema`], then any shredded
+//! property columns (`shred.rs`), which readers that do not know them ignore. Footer key-value metadata carries the format version,
 //! project, day and `minim.key_id` (0 = plaintext), so the encryption layer can switch
 //! to Parquet modular encryption without a format break.
 
@@ -24,6 +25,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{Result, StoreError};
+use crate::shred;
 
 pub const SEGMENT_VERSION: &str = "1";
 pub const META_VERSION: &str = "minim.segment_version";
@@ -39,7 +41,7 @@ pub const COL_INSERT_ID: &str = "insert_id";
 pub const COL_PROPERTIES: &str = "properties";
 pub const COL_RECEIVED_AT: &str = "received_at";
 
-/// The Arrow schema of segment format version 1.
+/// The Arrow schema of segment format version 1 (base columns; see [`crate::shred`]).
 pub fn schema() -> SchemaRef {
     let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
     Arc::new(Schema::new(vec![
@@ -135,7 +137,7 @@ impl SortedMerge {
         let mut cursors = Vec::with_capacity(paths.len());
         for p in paths {
             let mut c = Cursor {
-                reader: open_segment(p, None, MERGE_BATCH_ROWS)?,
+                reader: open_segment(p, Some(&base_columns()), MERGE_BATCH_ROWS)?,
                 path: p.to_path_buf(),
                 batch: None,
                 did: StringArray::from(Vec::<&str>::new()),
@@ -202,17 +204,37 @@ pub struct WrittenSegment {
     pub max_ts_ms: i64,
 }
 
-/// Writes `batches` (already sorted, in order) as a segment at `path` and fsyncs it.
-/// On failure the partial file is removed.
+/// The names of the base columns.
+pub fn base_columns() -> Vec<&'static str> {
+    vec![
+        COL_TIMESTAMP,
+        COL_EVENT,
+        COL_DISTINCT_ID,
+        COL_INSERT_ID,
+        COL_PROPERTIES,
+        COL_RECEIVED_AT,
+    ]
+}
+
+/// How a segment is written.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions<'a> {
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+    /// Properties to shred into their own columns (see [`crate::shred`]).
+    pub shredded: &'a [String],
+}
+
+/// Writes `batches` (already sorted, in order; base columns) as a segment at `path`,
+/// adding the shredded columns, and fsyncs it. On failure the partial file is removed.
 pub fn write_segment(
     path: &Path,
     project: &ProjectId,
     day: i32,
     batches: impl IntoIterator<Item = Result<RecordBatch>>,
-    row_group_rows: usize,
-    zstd_level: i32,
+    options: WriteOptions<'_>,
 ) -> Result<WrittenSegment> {
-    let res = write_segment_inner(path, project, day, batches, row_group_rows, zstd_level);
+    let res = write_segment_inner(path, project, day, batches, options);
     if res.is_err() {
         let _ = std::fs::remove_file(path);
     }
@@ -224,10 +246,9 @@ fn write_segment_inner(
     project: &ProjectId,
     day: i32,
     batches: impl IntoIterator<Item = Result<RecordBatch>>,
-    row_group_rows: usize,
-    zstd_level: i32,
+    options: WriteOptions<'_>,
 ) -> Result<WrittenSegment> {
-    let level = ZstdLevel::try_new(zstd_level).map_err(|e| parquet_err(path, e))?;
+    let level = ZstdLevel::try_new(options.zstd_level).map_err(|e| parquet_err(path, e))?;
     let meta = vec![
         KeyValue::new(META_VERSION.to_owned(), SEGMENT_VERSION.to_owned()),
         KeyValue::new(META_PROJECT.to_owned(), project.as_str().to_owned()),
@@ -239,15 +260,16 @@ fn write_segment_inner(
         .set_compression(Compression::ZSTD(level))
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(row_group_rows))
+        .set_max_row_group_row_count(Some(options.row_group_rows))
         .set_key_value_metadata(Some(meta))
         .build();
     let file = File::create(path).map_err(|e| StoreError::io(path, e))?;
-    let mut w =
-        ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| parquet_err(path, e))?;
+    let mut w = ArrowWriter::try_new(file, shred::schema_with(options.shredded), Some(props))
+        .map_err(|e| parquet_err(path, e))?;
     let (mut rows, mut min_ts_ms, mut max_ts_ms) = (0u64, i64::MAX, i64::MIN);
     for batch in batches {
-        let batch = batch?;
+        let batch = shred::with_columns(&batch?, options.shredded)
+            .map_err(|reason| parquet_err(path, reason))?;
         let ts = ts_col(&batch, COL_TIMESTAMP, path)?;
         if let (Some(lo), Some(hi)) = (arrow::compute::min(ts), arrow::compute::max(ts)) {
             min_ts_ms = min_ts_ms.min(lo);
@@ -390,6 +412,14 @@ mod tests {
         }
     }
 
+    fn opts(row_group_rows: usize, shredded: &[String]) -> WriteOptions<'_> {
+        WriteOptions {
+            row_group_rows,
+            zstd_level: 1,
+            shredded,
+        }
+    }
+
     #[test]
     fn write_read_round_trip_sorted() {
         let dir = tempfile::tempdir().unwrap();
@@ -397,7 +427,8 @@ mod tests {
         let events = vec![ev("b", 3), ev("a", 2), ev("b", 1), ev("a", 1)];
         let batch = events_to_batch(&events).unwrap();
         let p = ProjectId::new("p").unwrap();
-        let w = write_segment(&path, &p, 0, [Ok(batch)], 1024, 3).unwrap();
+        let shredded = vec!["k".to_owned()];
+        let w = write_segment(&path, &p, 0, [Ok(batch)], opts(1024, &shredded)).unwrap();
         assert_eq!((w.rows, w.min_ts_ms, w.max_ts_ms), (4, 1, 3));
         let back: Vec<Event> = read_segment(&path, None)
             .unwrap()
@@ -410,6 +441,9 @@ mod tests {
             .collect();
         assert_eq!(order, vec![("a", 1), ("a", 2), ("b", 1), ("b", 3)]);
         assert_eq!(read_insert_ids(&path).unwrap().len(), 4);
+        let batches = read_segment(&path, None).unwrap();
+        let shred_col = batches[0].column_by_name("prop:k").unwrap();
+        assert_eq!(shred_col.len(), 4);
     }
 
     #[test]
@@ -427,13 +461,16 @@ mod tests {
                 })
                 .collect();
             let path = dir.path().join(format!("{seg}.parquet"));
-            write_segment(&path, &p, 0, [events_to_batch(&evs)], 4096, 1).unwrap();
+            let shredded = vec!["k".to_owned()];
+            write_segment(&path, &p, 0, [events_to_batch(&evs)], opts(4096, &shredded)).unwrap();
             all.extend(evs);
             paths.push(path);
         }
         let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
         let out = dir.path().join("merged.parquet");
-        let w = write_segment(&out, &p, 0, SortedMerge::new(&refs).unwrap(), 4096, 1).unwrap();
+        // Inputs carry a shredded column; the merge reads base columns only.
+        let merged = SortedMerge::new(&refs).unwrap();
+        let w = write_segment(&out, &p, 0, merged, opts(4096, &[])).unwrap();
         assert_eq!(w.rows, 30_000);
         let got: Vec<(String, i64)> = read_segment(&out, None)
             .unwrap()

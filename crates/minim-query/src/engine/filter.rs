@@ -3,23 +3,30 @@
 
 use std::sync::Arc;
 
-use datafusion::common::ScalarValue;
+use datafusion::common::{Column, ScalarValue};
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{Expr, ScalarUDF, col, lit};
 use datafusion::logical_expr::{Operator, binary_expr};
 use datafusion::prelude::SessionContext;
 use minim_store::segment::{COL_EVENT, COL_PROPERTIES, COL_TIMESTAMP};
+use minim_store::shred::prop_column;
 use serde_json::Value;
 
 use super::udf::{PROP_NUM, PROP_STR};
 use crate::props::{value_number, value_string};
 use crate::spec::{Filter, FilterOp};
 
+/// The properties the session's `events` table has a `prop:<name>` column for (see
+/// `table.rs`); a session config extension.
+#[derive(Debug, Default)]
+pub(crate) struct PropColumns(pub Vec<String>);
+
 /// Builds expressions over the `events` table.
 pub(crate) struct Exprs {
     prop_str: Arc<ScalarUDF>,
     prop_num: Arc<ScalarUDF>,
+    columns: Arc<PropColumns>,
 }
 
 impl Exprs {
@@ -27,12 +34,22 @@ impl Exprs {
         Ok(Self {
             prop_str: ctx.udf(PROP_STR)?,
             prop_num: ctx.udf(PROP_NUM)?,
+            columns: ctx
+                .state()
+                .config()
+                .get_extension::<PropColumns>()
+                .unwrap_or_default(),
         })
     }
 
-    /// The string form of property `name` (NULL when not set).
+    /// The string form of property `name` (NULL when not set): its property column when
+    /// the table has one, else `prop_str` over the JSON text.
     pub(crate) fn prop_str(&self, name: &str) -> Expr {
-        self.prop_str.call(vec![col(COL_PROPERTIES), lit(name)])
+        if self.columns.0.iter().any(|c| c == name) {
+            column(&prop_column(name))
+        } else {
+            self.prop_str.call(vec![col(COL_PROPERTIES), lit(name)])
+        }
     }
 
     /// The numeric value of property `name` (NULL unless a JSON number).
@@ -108,6 +125,12 @@ impl Exprs {
             FilterOp::IsNotSet => prop().is_null(),
         }
     }
+}
+
+/// The column `name`, taken literally (no `.` qualifier parsing: property names may
+/// contain anything).
+pub(crate) fn column(name: &str) -> Expr {
+    Expr::Column(Column::new_unqualified(name))
 }
 
 /// A timestamp literal of the `timestamp` column's type.

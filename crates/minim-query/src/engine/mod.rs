@@ -182,10 +182,12 @@ impl QueryEngine {
     ) -> Result<QueryResult, QueryError> {
         spec.validate_with(&self.spec_limits)?;
         let config = self.config.clone();
+        let props = spec.string_properties();
         self.run(
             move |ctx| async move { run_spec(&ctx, &spec, &config).await },
             snapshot,
             project,
+            props,
         )
         .await
     }
@@ -202,16 +204,19 @@ impl QueryEngine {
             move |ctx| async move { sql::run(&ctx, &sql, &config).await },
             snapshot,
             project,
+            Vec::new(),
         )
         .await
     }
 
-    /// Takes a slot, builds the session and runs `job` on the query pool with the timeout.
+    /// Takes a slot, builds the session (with property columns for `props`) and runs
+    /// `job` on the query pool with the timeout.
     async fn run<T, F, Fut>(
         &self,
         job: F,
         snapshot: Snapshot,
         project: ProjectId,
+        props: Vec<String>,
     ) -> Result<T, QueryError>
     where
         T: Send + 'static,
@@ -228,7 +233,7 @@ impl QueryEngine {
         };
         let config = self.config.clone();
         let handle = runtime.spawn(async move {
-            let ctx = session_with_limits(&snapshot, &project, &config)
+            let ctx = session_with_limits(&snapshot, &project, &config, props)
                 .await
                 .map_err(|e| QueryError::from_df(e, &config))?;
             job(ctx).await
@@ -275,15 +280,21 @@ async fn run_spec(
 }
 
 /// A DataFusion session over `project`'s events in `snapshot`, with Minim's functions
-/// registered and default limits. Only that project's data is reachable from it.
-pub async fn session(snapshot: &Snapshot, project: &ProjectId) -> DfResult<SessionContext> {
-    session_with_limits(snapshot, project, &EngineConfig::default()).await
+/// registered, default limits and a `prop:<name>` column for each of `props` (see
+/// `table.rs`). Only that project's data is reachable from it.
+pub async fn session(
+    snapshot: &Snapshot,
+    project: &ProjectId,
+    props: &[String],
+) -> DfResult<SessionContext> {
+    session_with_limits(snapshot, project, &EngineConfig::default(), props.to_vec()).await
 }
 
 async fn session_with_limits(
     snapshot: &Snapshot,
     project: &ProjectId,
     config: &EngineConfig,
+    props: Vec<String>,
 ) -> DfResult<SessionContext> {
     let partitions = if config.threads == 0 {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
@@ -292,7 +303,8 @@ async fn session_with_limits(
     };
     let session_config = SessionConfig::new()
         .with_target_partitions(partitions)
-        .with_information_schema(false);
+        .with_information_schema(false)
+        .with_extension(Arc::new(filter::PropColumns(props.clone())));
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(config.memory_bytes_per_query, 1.0)
         .with_disk_manager_builder(
@@ -302,6 +314,6 @@ async fn session_with_limits(
     let ctx = SessionContext::new_with_config_rt(session_config, runtime);
     udf::register(&ctx);
     udaf::register(&ctx);
-    table::register_events(&ctx, snapshot, project)?;
+    table::register_events(&ctx, snapshot, project, &props)?;
     Ok(ctx)
 }

@@ -1,7 +1,14 @@
 //! The `events` table of a query session: a project's Parquet segments (read with
-//! row-group pruning) unioned with its memtable chunks, all with the segment schema.
-//! Only `events` is registered: the two sources behind it are not reachable by name.
+//! row-group pruning) unioned with its memtable chunks. Only `events` is registered: the
+//! sources behind it are not reachable by name.
+//!
+//! An insight query also asks for *property columns*: `events` then has one more
+//! column per property, `prop:<name>`, holding its string form. Each source computes it
+//! the cheapest way it can: a segment that shredded the property reads its column
+//! (`minim_store::shred`), anything else runs `prop_str` over the JSON text. Both give
+//! the same value for every row, so the choice never changes an answer.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -14,26 +21,43 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::prelude::SessionContext;
 use minim_core::ProjectId;
 use minim_store::Snapshot;
-use minim_store::segment::{events_to_batch, schema};
+use minim_store::segment::{COL_PROPERTIES, events_to_batch, schema};
+use minim_store::shred::{prop_column, schema_with};
+
+use super::filter::column;
+use super::udf::PROP_STR;
 
 pub const EVENTS_TABLE: &str = "events";
 
+/// Registers `events` for `project`, with a `prop:<name>` column for each of `props`.
 pub(crate) fn register_events(
     ctx: &SessionContext,
     snapshot: &Snapshot,
     project: &ProjectId,
+    props: &[String],
 ) -> Result<()> {
-    let schema = schema();
-    let urls: Vec<ListingTableUrl> = snapshot
+    // Segments grouped by which of `props` they shredded: one scan per group.
+    let mut groups: BTreeMap<Vec<String>, Vec<ListingTableUrl>> = BTreeMap::new();
+    for s in snapshot
         .segments
         .iter()
         .filter(|s| &s.meta.project == project)
-        .map(|s| ListingTableUrl::parse(s.path.to_string_lossy()))
-        .collect::<Result<_>>()?;
+    {
+        let shredded: Vec<String> = props
+            .iter()
+            .filter(|p| s.meta.shredded.contains(p))
+            .cloned()
+            .collect();
+        groups
+            .entry(shredded)
+            .or_default()
+            .push(ListingTableUrl::parse(s.path.to_string_lossy())?);
+    }
     let batches: Vec<RecordBatch> = snapshot
         .memtable
         .iter()
@@ -42,31 +66,46 @@ pub(crate) fn register_events(
         .collect::<Result<_, _>>()
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
 
-    let mut sources: Vec<Arc<dyn TableProvider>> = Vec::new();
-    if !urls.is_empty() {
+    let prop_str = ctx.udf(PROP_STR)?;
+    let mut sources: Vec<(Arc<dyn TableProvider>, Vec<String>)> = Vec::new();
+    for (shredded, urls) in groups {
         let options =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
-            .with_schema(schema.clone());
-        sources.push(Arc::new(ListingTable::try_new(config)?));
+            .with_schema(schema_with(&shredded));
+        sources.push((Arc::new(ListingTable::try_new(config)?), shredded));
     }
     if !batches.is_empty() || sources.is_empty() {
-        sources.push(Arc::new(MemTable::try_new(schema, vec![batches])?));
+        sources.push((
+            Arc::new(MemTable::try_new(schema(), vec![batches])?),
+            Vec::new(),
+        ));
     }
-    let mut builder: Option<LogicalPlanBuilder> = None;
-    for (i, source) in sources.into_iter().enumerate() {
-        let scan = LogicalPlanBuilder::scan(
+    let mut union: Option<LogicalPlanBuilder> = None;
+    for (i, (source, shredded)) in sources.into_iter().enumerate() {
+        let mut columns: Vec<Expr> = schema().fields().iter().map(|f| col(f.name())).collect();
+        for p in props {
+            let value = if shredded.contains(p) {
+                column(&prop_column(p))
+            } else {
+                prop_str.call(vec![col(COL_PROPERTIES), lit(p.as_str())])
+            };
+            columns.push(value.alias(prop_column(p)));
+        }
+        let scan: LogicalPlan = LogicalPlanBuilder::scan(
             format!("minim_source_{i}"),
             provider_as_source(source),
             None,
-        )?;
-        builder = Some(match builder {
-            None => scan,
-            Some(b) => b.union(scan.build()?)?,
+        )?
+        .project(columns)?
+        .build()?;
+        union = Some(match union {
+            None => LogicalPlanBuilder::from(scan),
+            Some(u) => u.union(scan)?,
         });
     }
-    let plan = builder
+    let plan = union
         .ok_or_else(|| DataFusionError::Internal("no event source".into()))?
         .build()?;
     ctx.register_table(EVENTS_TABLE, Arc::new(ViewTable::new(plan, None)))?;

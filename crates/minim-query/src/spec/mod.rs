@@ -44,6 +44,30 @@ impl QuerySpec {
             Self::Events(_) => "events",
         }
     }
+
+    /// The properties whose string form the query reads (breakdowns and filters other
+    /// than `gt`/`lt`), each once, sorted. Engines may prepare these columns up front.
+    pub fn string_properties(&self) -> Vec<String> {
+        let (breakdown, filters): (Option<&String>, &[Filter]) = match self {
+            Self::Trends(s) => (s.breakdown.as_ref(), &s.filters),
+            Self::Funnel(s) => (s.breakdown.as_ref(), &[]),
+            Self::Events(s) => (None, &s.filters),
+            Self::Retention(_) | Self::Paths(_) => (None, &[]),
+        };
+        let mut names: Vec<String> = breakdown
+            .into_iter()
+            .chain(
+                filters
+                    .iter()
+                    .filter(|f| !matches!(f.op, FilterOp::Gt | FilterOp::Lt))
+                    .map(|f| &f.property),
+            )
+            .cloned()
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
 }
 
 /// A UTC calendar date, written `YYYY-MM-DD` (exactly: four-digit year, two-digit month

@@ -78,27 +78,9 @@ impl RawLookup {
     /// does not understand returns `None`: the caller then falls back to
     /// [`parse_properties`], so the answer is always the one the definitions above give.
     pub fn find<'a>(&self, text: &'a str) -> Option<RawValue<'a>> {
-        let b = text.as_bytes();
-        if b.first() != Some(&b'{') {
-            return None;
-        }
-        let key = self.quoted.as_bytes();
-        let mut i = 1;
-        if b.get(i) == Some(&b'}') {
-            return (i + 1 == b.len()).then_some(RawValue::Unset);
-        }
-        loop {
-            if b.get(i) != Some(&b'"') {
-                return None;
-            }
-            let key_end = skip_string(b, i)?;
-            if b.get(key_end) != Some(&b':') {
-                return None;
-            }
-            let value_start = key_end + 1;
-            let value_end = skip_value(b, value_start)?;
-            if &b[i..key_end] == key {
-                let raw = text.get(value_start..value_end)?;
+        for entry in Entries::new(text)? {
+            let (key, raw) = entry?;
+            if key == self.quoted {
                 return Some(match raw {
                     "null" => RawValue::Unset,
                     _ if raw.len() >= 2 && raw.starts_with('"') && !raw.contains('\\') => {
@@ -107,12 +89,8 @@ impl RawLookup {
                     _ => RawValue::Json(raw),
                 });
             }
-            match b.get(value_end) {
-                Some(b',') => i = value_end + 1,
-                Some(b'}') if value_end + 1 == b.len() => return Some(RawValue::Unset),
-                _ => return None,
-            }
         }
+        Some(RawValue::Unset)
     }
 
     /// The string form of the property in `text` ([`property_string`]).
@@ -151,6 +129,98 @@ impl RawLookup {
 
     fn name(&self) -> Option<String> {
         serde_json::from_str(&self.quoted).ok()
+    }
+}
+
+/// The names of the set properties (present and not `null`) in `text`, in text order.
+pub fn set_names(text: &str) -> Vec<std::borrow::Cow<'_, str>> {
+    let scanned: Option<Vec<_>> = Entries::new(text).and_then(|entries| {
+        entries
+            .filter(|e| !matches!(e, Some((_, "null"))))
+            .map(|e| {
+                let (key, _) = e?;
+                let inner = &key[1..key.len() - 1];
+                Some(if inner.contains('\\') {
+                    std::borrow::Cow::Owned(serde_json::from_str::<String>(key).ok()?)
+                } else {
+                    std::borrow::Cow::Borrowed(inner)
+                })
+            })
+            .collect()
+    });
+    scanned.unwrap_or_else(|| {
+        parse_properties(text)
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| std::borrow::Cow::Owned(k))
+            .collect()
+    })
+}
+
+/// The top-level entries of canonical properties text as (quoted key, raw value) text,
+/// without parsing values. An item is `None` where the text is not canonical compact
+/// JSON (iteration stops there); [`Entries::new`] is `None` when it is not an object.
+struct Entries<'a> {
+    text: &'a str,
+    at: usize,
+    done: bool,
+}
+
+impl<'a> Entries<'a> {
+    fn new(text: &'a str) -> Option<Self> {
+        let b = text.as_bytes();
+        if b.first() != Some(&b'{') {
+            return None;
+        }
+        if b.get(1) == Some(&b'}') {
+            return (b.len() == 2).then_some(Self {
+                text,
+                at: 2,
+                done: true,
+            });
+        }
+        Some(Self {
+            text,
+            at: 1,
+            done: false,
+        })
+    }
+
+    fn entry(&mut self) -> Option<(&'a str, &'a str)> {
+        let b = self.text.as_bytes();
+        let i = self.at;
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = skip_string(b, i)?;
+        if b.get(key_end) != Some(&b':') {
+            return None;
+        }
+        let value_end = skip_value(b, key_end + 1)?;
+        match b.get(value_end) {
+            Some(b',') => self.at = value_end + 1,
+            Some(b'}') if value_end + 1 == b.len() => self.done = true,
+            _ => return None,
+        }
+        Some((
+            self.text.get(i..key_end)?,
+            self.text.get(key_end + 1..value_end)?,
+        ))
+    }
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Option<(&'a str, &'a str)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let entry = self.entry();
+        if entry.is_none() {
+            self.done = true;
+        }
+        Some(entry)
     }
 }
 
@@ -229,6 +299,31 @@ mod tests {
         assert_eq!(get(&p, "s").and_then(value_number), None);
         assert!(parse_properties("[1]").is_empty());
         assert!(parse_properties("not json").is_empty());
+    }
+
+    #[test]
+    fn set_names_agree_with_parsing() {
+        let texts = [
+            r#"{"s":"pro","i":42,"n":null,"a":[1,"x,}"],"o":{"k":{"z":"]"}},"k\"q":"a\"b"}"#,
+            "{}",
+            "[1]",
+            "not json",
+            r#"{"s" : "spaced","t":null}"#,
+        ];
+        for text in texts {
+            let mut want: Vec<String> = parse_properties(text)
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k)
+                .collect();
+            let mut got: Vec<String> = set_names(text)
+                .into_iter()
+                .map(|c| c.into_owned())
+                .collect();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "{text}");
+        }
     }
 
     #[test]
