@@ -64,6 +64,73 @@ pub enum RawValue<'a> {
     Json(&'a str),
 }
 
+impl<'a> RawValue<'a> {
+    /// Classifies a value's raw JSON text.
+    fn of(raw: &'a str) -> Self {
+        match raw {
+            "null" => RawValue::Unset,
+            _ if raw.len() >= 2 && raw.starts_with('"') && !raw.contains('\\') => {
+                RawValue::Str(&raw[1..raw.len() - 1])
+            }
+            _ => RawValue::Json(raw),
+        }
+    }
+
+    /// The string form ([`value_string`]); `None` when unset.
+    pub fn string(self) -> Option<std::borrow::Cow<'a, str>> {
+        match self {
+            RawValue::Unset => None,
+            RawValue::Str(s) => Some(std::borrow::Cow::Borrowed(s)),
+            RawValue::Json(raw) => serde_json::from_str::<Value>(raw)
+                .ok()
+                .as_ref()
+                .and_then(value_string)
+                .map(std::borrow::Cow::Owned),
+        }
+    }
+}
+
+/// Several properties read from one walk over each event's text (the per-name
+/// [`RawLookup`] walks the text once per name).
+#[derive(Debug, Clone)]
+pub struct MultiLookup {
+    lookups: Vec<RawLookup>,
+    /// Quoted name → positions in `lookups` (a name given twice fills both).
+    index: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl MultiLookup {
+    pub fn new(names: &[String]) -> Self {
+        let lookups: Vec<RawLookup> = names.iter().map(|n| RawLookup::new(n)).collect();
+        let mut index: std::collections::HashMap<String, Vec<usize>> = Default::default();
+        for (i, l) in lookups.iter().enumerate() {
+            index.entry(l.quoted.clone()).or_default().push(i);
+        }
+        Self { lookups, index }
+    }
+
+    /// The string forms of the names in `text`, in the order given to [`Self::new`].
+    pub fn strings<'a>(&self, text: &'a str) -> Vec<Option<std::borrow::Cow<'a, str>>> {
+        let mut out = vec![None; self.lookups.len()];
+        let walked = Entries::new(text).and_then(|entries| {
+            for entry in entries {
+                let (key, raw) = entry?;
+                for i in self.index.get(key).into_iter().flatten() {
+                    out[*i] = RawValue::of(raw).string();
+                }
+            }
+            Some(())
+        });
+        if walked.is_none() {
+            // Not canonical text: the per-name lookups fall back to parsing.
+            for (slot, lookup) in out.iter_mut().zip(&self.lookups) {
+                *slot = lookup.string(text);
+            }
+        }
+        out
+    }
+}
+
 impl RawLookup {
     pub fn new(name: &str) -> Self {
         Self {
@@ -81,13 +148,7 @@ impl RawLookup {
         for entry in Entries::new(text)? {
             let (key, raw) = entry?;
             if key == self.quoted {
-                return Some(match raw {
-                    "null" => RawValue::Unset,
-                    _ if raw.len() >= 2 && raw.starts_with('"') && !raw.contains('\\') => {
-                        RawValue::Str(&raw[1..raw.len() - 1])
-                    }
-                    _ => RawValue::Json(raw),
-                });
+                return Some(RawValue::of(raw));
             }
         }
         Some(RawValue::Unset)
@@ -96,13 +157,7 @@ impl RawLookup {
     /// The string form of the property in `text` ([`property_string`]).
     pub fn string<'a>(&self, text: &'a str) -> Option<std::borrow::Cow<'a, str>> {
         match self.find(text) {
-            Some(RawValue::Unset) => None,
-            Some(RawValue::Str(s)) => Some(std::borrow::Cow::Borrowed(s)),
-            Some(RawValue::Json(raw)) => serde_json::from_str::<Value>(raw)
-                .ok()
-                .as_ref()
-                .and_then(value_string)
-                .map(std::borrow::Cow::Owned),
+            Some(found) => found.string(),
             None => property_string(&parse_properties(text), self.name()?.as_str())
                 .map(std::borrow::Cow::Owned),
         }
@@ -346,6 +401,17 @@ mod tests {
                     lookup.string(text).map(|c| c.into_owned()),
                     property_string(&parsed, name),
                     "{name} in {text}"
+                );
+                let multi = MultiLookup::new(&[name.to_owned(), "s".to_owned()]);
+                let both = multi.strings(text);
+                assert_eq!(
+                    both[0].clone().map(|c| c.into_owned()),
+                    property_string(&parsed, name),
+                    "{name} in {text}"
+                );
+                assert_eq!(
+                    both[1].clone().map(|c| c.into_owned()),
+                    property_string(&parsed, "s")
                 );
                 assert_eq!(
                     lookup.number(text),

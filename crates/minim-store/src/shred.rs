@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use minim_core::props::{self, RawLookup};
+use minim_core::props::{self, MultiLookup};
 
 use crate::segment::{COL_PROPERTIES, schema};
 
@@ -106,18 +106,25 @@ pub fn with_columns(batch: &RecordBatch, names: &[String]) -> Result<RecordBatch
         .column_by_name(COL_PROPERTIES)
         .and_then(|c| c.as_any().downcast_ref::<StringArray>())
         .ok_or("column properties missing or mistyped")?;
-    for name in names {
-        let lookup = RawLookup::new(name);
-        let mut out = StringBuilder::with_capacity(texts.len(), texts.len() * 8);
-        for i in 0..texts.len() {
-            if texts.is_null(i) {
-                out.append_null();
-            } else {
-                out.append_option(lookup.string(texts.value(i)));
-            }
+    let lookup = MultiLookup::new(names);
+    let mut builders: Vec<StringBuilder> = names
+        .iter()
+        .map(|_| StringBuilder::with_capacity(texts.len(), texts.len() * 8))
+        .collect();
+    for i in 0..texts.len() {
+        if texts.is_null(i) {
+            builders.iter_mut().for_each(StringBuilder::append_null);
+            continue;
         }
-        columns.push(Arc::new(out.finish()));
+        for (b, value) in builders.iter_mut().zip(lookup.strings(texts.value(i))) {
+            b.append_option(value);
+        }
     }
+    columns.extend(
+        builders
+            .into_iter()
+            .map(|mut b| Arc::new(b.finish()) as ArrayRef),
+    );
     RecordBatch::try_new(schema_with(names), columns).map_err(|e| e.to_string())
 }
 

@@ -248,18 +248,43 @@ fn project(
         cols.push(bv.alias("bv"));
         cols.push(other.alias("other"));
     }
-    base.select(cols)
+    let projected = base.select(cols)?;
+    if series.math != Math::UniqueUsers {
+        return Ok(projected);
+    }
+    // Unique users: one row per (bucket, user[, value]) first. The distinct count over
+    // these few rows is then cheap for every grouping set, where a distinct
+    // accumulator over every event would hash each user id once per event.
+    let keys: Vec<Expr> = projected
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    projected.aggregate(keys, vec![])
 }
 
-/// Start of the event's bucket in milliseconds (UTC; weeks start on Monday).
+/// Start of the event's bucket in milliseconds (UTC; weeks start on Monday). Fixed-width
+/// buckets are integer arithmetic on the epoch milliseconds (several times cheaper than
+/// `date_trunc` on a zoned timestamp); months take `date_trunc`.
 fn bucket_expr(interval: Interval) -> Expr {
-    let unit = match interval {
-        Interval::Hour => "hour",
-        Interval::Day => "day",
-        Interval::Week => "week",
-        Interval::Month => "month",
+    const DAY: i64 = 86_400_000;
+    let ms = || cast(col(COL_TIMESTAMP), DataType::Int64);
+    // `ms - (ms - offset) mod width`, with a floor modulo so pre-1970 times work too.
+    let floor_to = |width: i64, offset: i64| {
+        let rem = (ms() - lit(offset)) % lit(width);
+        ms() - ((rem + lit(width)) % lit(width))
     };
-    cast(date_trunc(lit(unit), col(COL_TIMESTAMP)), DataType::Int64)
+    match interval {
+        Interval::Hour => floor_to(3_600_000, 0),
+        Interval::Day => floor_to(DAY, 0),
+        // 1970-01-05 was a Monday.
+        Interval::Week => floor_to(7 * DAY, 4 * DAY),
+        Interval::Month => cast(
+            date_trunc(lit("month"), col(COL_TIMESTAMP)),
+            DataType::Int64,
+        ),
+    }
 }
 
 /// The series' math over the projected columns.
