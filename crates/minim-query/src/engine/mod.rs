@@ -151,8 +151,12 @@ impl QueryEngine {
         } else {
             config.threads
         };
+        // Parquet reads of local files run as blocking tasks. A few reused threads keep
+        // the allocator's per-thread memory few; tokio's default (512) let one query
+        // start dozens, each keeping its freed buffers (RSS grew by gigabytes).
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
+            .max_blocking_threads(threads * 2)
             .thread_name("minim-query")
             .enable_all()
             .build()?;
