@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
-    TimestampMillisecondBuilder,
+    Array, ArrayRef, RecordBatch, StringArray, StringBuilder, StringDictionaryBuilder,
+    TimestampMillisecondArray, TimestampMillisecondBuilder,
 };
 use arrow::compute::interleave_record_batch;
+use arrow::datatypes::Int32Type;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use minim_core::{Event, ProjectId, time::day_string};
 use parquet::arrow::ArrowWriter;
@@ -41,12 +42,20 @@ pub const COL_INSERT_ID: &str = "insert_id";
 pub const COL_PROPERTIES: &str = "properties";
 pub const COL_RECEIVED_AT: &str = "received_at";
 
+/// The Arrow type of `event`: dictionary-encoded strings. Parquet stores the column
+/// dictionary-encoded either way; with this type in the file's Arrow schema a reader gets
+/// the page dictionary and integer keys instead of one string per row (segments written
+/// before this read back as plain strings: [`conform`] casts them).
+pub fn event_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
 /// The Arrow schema of segment format version 1 (base columns; see [`crate::shred`]).
 pub fn schema() -> SchemaRef {
     let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
     Arc::new(Schema::new(vec![
         Field::new(COL_TIMESTAMP, ts.clone(), false),
-        Field::new(COL_EVENT, DataType::Utf8, false),
+        Field::new(COL_EVENT, event_type(), false),
         Field::new(COL_DISTINCT_ID, DataType::Utf8, false),
         Field::new(COL_INSERT_ID, DataType::Utf8, true),
         Field::new(COL_PROPERTIES, DataType::Utf8, false),
@@ -65,7 +74,7 @@ pub fn events_to_batch<'a>(events: impl IntoIterator<Item = &'a Event>) -> Resul
     let n = evs.len();
     let mut ts = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut recv = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut name = StringBuilder::with_capacity(n, n * 16);
+    let mut name = StringDictionaryBuilder::<Int32Type>::new();
     let mut did = StringBuilder::with_capacity(n, n * 16);
     let mut iid = StringBuilder::with_capacity(n, n * 32);
     let mut props = StringBuilder::with_capacity(n, evs.iter().map(|e| e.properties.len()).sum());
@@ -86,6 +95,27 @@ pub fn events_to_batch<'a>(events: impl IntoIterator<Item = &'a Event>) -> Resul
         Arc::new(recv.finish()),
     ];
     RecordBatch::try_new(schema(), cols).map_err(|e| parquet_err("<memory>", e))
+}
+
+/// The base columns of `batch`, in [`schema`] order and types (casting what older
+/// segments stored differently, e.g. `event` as plain strings).
+pub fn conform(batch: &RecordBatch) -> std::result::Result<RecordBatch, String> {
+    let base = schema();
+    let columns = base
+        .fields()
+        .iter()
+        .map(|f| {
+            let c = batch
+                .column_by_name(f.name())
+                .ok_or_else(|| format!("column {} missing", f.name()))?;
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                arrow::compute::cast(c, f.data_type()).map_err(|e| e.to_string())
+            }
+        })
+        .collect::<std::result::Result<Vec<ArrayRef>, String>>()?;
+    RecordBatch::try_new(base, columns).map_err(|e| e.to_string())
 }
 
 /// Rows per batch produced by [`SortedMerge`].
@@ -118,6 +148,7 @@ impl Cursor {
             if b.num_rows() == 0 {
                 continue;
             }
+            let b = conform(&b).map_err(|reason| parquet_err(&self.path, reason))?;
             self.did = string_col(&b, COL_DISTINCT_ID, &self.path)?.clone();
             self.ts = ts_col(&b, COL_TIMESTAMP, &self.path)?.clone();
             self.row = 0;
@@ -352,7 +383,20 @@ pub fn read_insert_ids(path: &Path) -> Result<Vec<String>> {
 pub fn batch_to_events(batch: &RecordBatch, path: &Path) -> Result<Vec<Event>> {
     let ts = ts_col(batch, COL_TIMESTAMP, path)?;
     let recv = ts_col(batch, COL_RECEIVED_AT, path)?;
-    let name = string_col(batch, COL_EVENT, path)?;
+    let name = batch
+        .column_by_name(COL_EVENT)
+        .and_then(|c| arrow::compute::cast(c, &DataType::Utf8).ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("column {COL_EVENT} missing or mistyped"),
+        })?;
+    let name = name
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("column {COL_EVENT} missing or mistyped"),
+        })?;
     let did = string_col(batch, COL_DISTINCT_ID, path)?;
     let iid = string_col(batch, COL_INSERT_ID, path)?;
     let props = string_col(batch, COL_PROPERTIES, path)?;
@@ -484,6 +528,50 @@ mod tests {
             .collect();
         want.sort();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn segments_with_plain_string_events_still_merge_and_read() {
+        // Segments written before `event` became dictionary-encoded store it as Utf8.
+        let dir = tempfile::tempdir().unwrap();
+        let p = ProjectId::new("p").unwrap();
+        let old = dir.path().join("old.parquet");
+        let batch = events_to_batch(&[ev("b", 2), ev("a", 5)]).unwrap();
+        let mut fields: Vec<Field> = schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields[1] = Field::new(COL_EVENT, DataType::Utf8, false);
+        let mut columns = batch.columns().to_vec();
+        columns[1] = arrow::compute::cast(&columns[1], &DataType::Utf8).unwrap();
+        let plain = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let props = WriterProperties::builder()
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                META_VERSION.to_owned(),
+                SEGMENT_VERSION.to_owned(),
+            )]))
+            .build();
+        let mut w =
+            ArrowWriter::try_new(File::create(&old).unwrap(), plain.schema(), Some(props)).unwrap();
+        w.write(&plain).unwrap();
+        w.close().unwrap();
+        let new = dir.path().join("new.parquet");
+        write_segment(&new, &p, 0, [events_to_batch(&[ev("a", 1)])], opts(16, &[])).unwrap();
+
+        let out = dir.path().join("merged.parquet");
+        let merged = SortedMerge::new(&[old.as_path(), new.as_path()]).unwrap();
+        write_segment(&out, &p, 0, merged, opts(16, &[])).unwrap();
+        let got: Vec<(String, String, i64)> = read_segment(&out, None)
+            .unwrap()
+            .iter()
+            .flat_map(|b| batch_to_events(b, &out).unwrap())
+            .map(|e| (e.event, e.distinct_id, e.timestamp_ms))
+            .collect();
+        let want =
+            [("a", 1), ("a", 5), ("b", 2)].map(|(u, t)| ("view".to_owned(), u.to_owned(), t));
+        assert_eq!(got, want);
+        assert_eq!(batch_to_events(&plain, &old).unwrap().len(), 2);
     }
 
     #[test]

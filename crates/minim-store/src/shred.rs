@@ -19,7 +19,7 @@ use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use minim_core::props::{self, MultiLookup};
 
-use crate::segment::{COL_PROPERTIES, schema};
+use crate::segment::{COL_PROPERTIES, conform, schema};
 
 /// Prefix of shredded property column names.
 pub const PROP_COLUMN_PREFIX: &str = "prop:";
@@ -92,16 +92,7 @@ pub fn schema_with(names: &[String]) -> SchemaRef {
 /// `batch` (base columns) with the shredded columns for `names` appended, computed from
 /// its `properties` column.
 pub fn with_columns(batch: &RecordBatch, names: &[String]) -> Result<RecordBatch, String> {
-    let base = schema();
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(base.fields().len() + names.len());
-    for f in base.fields() {
-        columns.push(
-            batch
-                .column_by_name(f.name())
-                .ok_or_else(|| format!("column {} missing", f.name()))?
-                .clone(),
-        );
-    }
+    let mut columns: Vec<ArrayRef> = conform(batch)?.columns().to_vec();
     let texts = batch
         .column_by_name(COL_PROPERTIES)
         .and_then(|c| c.as_any().downcast_ref::<StringArray>())
