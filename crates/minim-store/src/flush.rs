@@ -85,10 +85,13 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
     let mut written: Vec<SegmentFile> = Vec::new();
     let res = (|| {
         for (key, chunks) in job.mem.partitions() {
+            let rows: usize = chunks.iter().map(|c| c.len()).sum();
+            let step = rows.div_ceil(shred::CHOOSE_SAMPLE_ROWS).max(1);
             let shredded = shred::choose(
                 chunks
                     .iter()
                     .flat_map(|c| c.iter())
+                    .step_by(step)
                     .map(|e| e.properties.as_str()),
             );
             let batch = events_to_batch(chunks.iter().flat_map(|c| c.iter()));

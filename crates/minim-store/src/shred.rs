@@ -25,6 +25,8 @@ use crate::segment::{COL_PROPERTIES, conform, schema};
 pub const PROP_COLUMN_PREFIX: &str = "prop:";
 /// At most this many properties are shredded per segment.
 pub const MAX_SHREDDED: usize = 24;
+/// Rows a flush samples (evenly) to choose what to shred: the choice only sets costs.
+pub const CHOOSE_SAMPLE_ROWS: usize = 16_384;
 /// A property is shredded when set in at least 1 in this many of a segment's rows.
 const MIN_SHARE_DENOMINATOR: usize = 20;
 
