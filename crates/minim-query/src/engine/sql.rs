@@ -55,37 +55,37 @@ pub(crate) async fn run(
         ));
     }
     let limit = config.max_sql_rows;
-    let batches = ctx
+    let frame = ctx
         .execute_logical_plan(plan)
         .await
         .map_err(df_err)?
         .limit(0, Some(limit.saturating_add(1)))
-        .map_err(df_err)?
-        .collect()
-        .await
         .map_err(df_err)?;
+    let schema = frame.schema().as_arrow().clone();
+    let batches = frame.collect().await.map_err(df_err)?;
     let row_count: usize = batches.iter().map(RecordBatch::num_rows).sum();
     if row_count > limit {
         return Err(QueryError::TooManyRows { limit });
     }
-    to_result(&batches).map_err(|e| QueryError::Internal(e.to_string()))
+    to_result(&schema, &batches).map_err(|e| QueryError::Internal(e.to_string()))
 }
 
-fn to_result(batches: &[RecordBatch]) -> Result<SqlResult, Box<dyn std::error::Error>> {
-    let Some(first) = batches.first() else {
-        return Ok(SqlResult {
-            columns: Vec::new(),
-            rows: Vec::new(),
-            row_count: 0,
-        });
-    };
-    let columns = first
-        .schema()
+fn to_result(
+    schema: &arrow::datatypes::Schema,
+    batches: &[RecordBatch],
+) -> Result<SqlResult, Box<dyn std::error::Error>> {
+    // Columns come from the plan, so an empty result still names them. A dictionary
+    // column (how `event` is stored) is reported as its value type: the encoding is a
+    // storage detail, the rows hold plain values either way.
+    let columns = schema
         .fields()
         .iter()
         .map(|f| SqlColumn {
             name: f.name().clone(),
-            data_type: f.data_type().to_string(),
+            data_type: match f.data_type() {
+                arrow::datatypes::DataType::Dictionary(_, value) => value.to_string(),
+                other => other.to_string(),
+            },
         })
         .collect();
     let mut writer = WriterBuilder::new()
