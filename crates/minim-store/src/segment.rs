@@ -21,9 +21,10 @@ use minim_core::{Event, ProjectId, time::day_string};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Result, StoreError};
 use crate::shred;
@@ -287,9 +288,17 @@ fn write_segment_inner(
         KeyValue::new(META_KEY_ID.to_owned(), "0".to_owned()),
         KeyValue::new(META_SORT.to_owned(), "distinct_id,timestamp".to_owned()),
     ];
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
-        .set_dictionary_enabled(true)
+        .set_dictionary_enabled(true);
+    // Millisecond timestamps are near-unique (dictionaries fall back) but close to each
+    // other within a user's run: delta encoding packs them small before zstd.
+    for ts in [COL_TIMESTAMP, COL_RECEIVED_AT] {
+        props = props
+            .set_column_dictionary_enabled(ColumnPath::from(ts), false)
+            .set_column_encoding(ColumnPath::from(ts), Encoding::DELTA_BINARY_PACKED);
+    }
+    let props = props
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(options.row_group_rows))
         .set_key_value_metadata(Some(meta))
