@@ -46,6 +46,7 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &FunnelSpec) -> Result<Funne
     ];
     args.extend(spec.steps.iter().skip(1).map(|s| event_is(&s.event)));
     let chain = ctx.udaf(FUNNEL_CHAIN)?.call(args);
+    skip_partial_aggregation(ctx);
 
     let batches = ctx
         .table(EVENTS_TABLE)
@@ -65,6 +66,17 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &FunnelSpec) -> Result<Funne
         read_outcomes(b, &mut outcomes)?;
     }
     Ok(summarize(spec, &outcomes))
+}
+
+/// Per-user row lists do not shrink when aggregated partially: a partial stage would
+/// hold every row once more before the final one does. Sending rows straight to the
+/// final stage (as state) halves the memory a funnel needs.
+pub(crate) fn skip_partial_aggregation(ctx: &SessionContext) {
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    let execution = &mut state.config_mut().options_mut().execution;
+    execution.skip_partial_aggregation_probe_ratio_threshold = 0.0;
+    execution.skip_partial_aggregation_probe_rows_threshold = 0;
 }
 
 /// Appends the users with level >= 1 from a batch of `funnel_chain` structs.
