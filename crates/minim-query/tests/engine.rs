@@ -62,7 +62,9 @@ async fn query_groups(
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     let mut out = BTreeMap::new();
     for b in batches {
-        let k = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        // Property columns are string views; `prop_str` returns plain strings.
+        let k = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+        let k = k.as_any().downcast_ref::<StringArray>().unwrap();
         let c = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
         let s = b.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
         for i in 0..b.num_rows() {

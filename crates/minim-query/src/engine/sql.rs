@@ -5,6 +5,7 @@
 //! table providers beyond `events`, no `information_schema`, no spilling).
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
 use arrow_json::StructMode;
 use arrow_json::writer::{JsonArray, WriterBuilder};
 use datafusion::execution::context::SQLOptions;
@@ -74,16 +75,17 @@ fn to_result(
     schema: &arrow::datatypes::Schema,
     batches: &[RecordBatch],
 ) -> Result<SqlResult, Box<dyn std::error::Error>> {
-    // Columns come from the plan, so an empty result still names them. A dictionary
-    // column (how `event` is stored) is reported as its value type: the encoding is a
-    // storage detail, the rows hold plain values either way.
+    // Columns come from the plan, so an empty result still names them. Dictionary and
+    // view columns (how `event` and `distinct_id` are read) are reported as plain
+    // strings: the encoding is a storage detail, the rows hold plain values either way.
     let columns = schema
         .fields()
         .iter()
         .map(|f| SqlColumn {
             name: f.name().clone(),
             data_type: match f.data_type() {
-                arrow::datatypes::DataType::Dictionary(_, value) => value.to_string(),
+                DataType::Dictionary(_, value) => value.to_string(),
+                DataType::Utf8View => DataType::Utf8.to_string(),
                 other => other.to_string(),
             },
         })

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::view::ViewTable;
 use datafusion::datasource::MemTable;
@@ -22,17 +23,40 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::cast;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::prelude::SessionContext;
 use minim_core::ProjectId;
 use minim_store::Snapshot;
-use minim_store::segment::{COL_PROPERTIES, events_to_batch, schema};
-use minim_store::shred::{prop_column, schema_with};
+use minim_store::segment::{COL_DISTINCT_ID, COL_PROPERTIES, events_to_batch, schema};
+use minim_store::shred::{PROP_COLUMN_PREFIX, prop_column, schema_with};
 
 use super::filter::column;
 use super::udf::PROP_STR;
 
 pub const EVENTS_TABLE: &str = "events";
+
+/// Columns read as string views: the Parquet reader then points into its page buffers
+/// (dictionary pages included) instead of copying every value, and group-bys on them
+/// (user ids, breakdown values) compare inline prefixes.
+fn is_view(name: &str) -> bool {
+    name == COL_DISTINCT_ID || name.starts_with(PROP_COLUMN_PREFIX)
+}
+
+fn as_views(schema: SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if is_view(f.name()) {
+                Field::new(f.name(), DataType::Utf8View, f.is_nullable())
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
 
 /// Registers `events` for `project`, with a `prop:<name>` column for each of `props`.
 pub(crate) fn register_events(
@@ -73,7 +97,7 @@ pub(crate) fn register_events(
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
-            .with_schema(schema_with(&shredded));
+            .with_schema(as_views(schema_with(&shredded)));
         sources.push((Arc::new(ListingTable::try_new(config)?), shredded));
     }
     if !batches.is_empty() || sources.is_empty() {
@@ -84,14 +108,24 @@ pub(crate) fn register_events(
     }
     let mut union: Option<LogicalPlanBuilder> = None;
     for (i, (source, shredded)) in sources.into_iter().enumerate() {
-        let mut columns: Vec<Expr> = schema().fields().iter().map(|f| col(f.name())).collect();
+        let mut columns: Vec<Expr> = schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                if is_view(f.name()) {
+                    cast(col(f.name()), DataType::Utf8View).alias(f.name())
+                } else {
+                    col(f.name())
+                }
+            })
+            .collect();
         for p in props {
             let value = if shredded.contains(p) {
                 column(&prop_column(p))
             } else {
                 prop_str.call(vec![col(COL_PROPERTIES), lit(p.as_str())])
             };
-            columns.push(value.alias(prop_column(p)));
+            columns.push(cast(value, DataType::Utf8View).alias(prop_column(p)));
         }
         let scan: LogicalPlan = LogicalPlanBuilder::scan(
             format!("minim_source_{i}"),
