@@ -453,7 +453,10 @@ fn same_json(a: &Value, b: &Value) -> bool {
                 x.as_f64().unwrap_or(f64::NAN),
                 y.as_f64().unwrap_or(f64::NAN),
             );
-            x == y || (x - y).abs() <= 4.0 * f64::EPSILON * x.abs().max(y.abs())
+            // Within 4 ULPs, counted on the bit patterns so subnormals (whose spacing
+            // is absolute, not relative) are compared the same way as normal numbers.
+            let ulps = (x.to_bits() as i64).abs_diff(y.to_bits() as i64);
+            x == y || (x.is_sign_negative() == y.is_sign_negative() && ulps <= 4)
         }
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))

@@ -509,7 +509,9 @@ proptest! {
             let ctx = engine::session(&store.snapshot(), &p, &[]).await.unwrap();
             let mut out = BTreeMap::new();
             for b in query(&ctx, &sql).await {
-                let ids = b.column(0).as_string::<i32>();
+                // `distinct_id` is read as a string view.
+                let ids = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+                let ids = ids.as_string::<i32>();
                 let levels = b.column(1).as_primitive::<Int64Type>();
                 for i in 0..b.num_rows() {
                     out.insert(ids.value(i).to_owned(), levels.value(i));
