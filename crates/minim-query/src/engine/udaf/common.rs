@@ -217,21 +217,17 @@ pub(super) fn literal_i64(
     range: std::ops::RangeInclusive<i64>,
     expected: &'static str,
 ) -> Result<i64> {
-    let value = literal(func, args, index, name)?;
-    let bad = || UdafError::BadConstant {
+    let arg = LiteralArg {
         func,
-        position: index + 1,
+        args,
+        index,
         name,
         expected,
-        got: value.to_string(),
     };
-    if value.is_null() || !value.data_type().is_integer() {
-        return Err(bad().into());
-    }
-    match value.cast_to(&DataType::Int64) {
-        Ok(ScalarValue::Int64(Some(v))) if range.contains(&v) => Ok(v),
-        _ => Err(bad().into()),
-    }
+    arg.read(range, DataType::is_integer, &DataType::Int64, |v| match v {
+        ScalarValue::Int64(v) => v,
+        _ => None,
+    })
 }
 
 /// A non-null numeric literal argument within `range` (NaN refused).
@@ -243,20 +239,57 @@ pub(super) fn literal_f64(
     range: std::ops::RangeInclusive<f64>,
     expected: &'static str,
 ) -> Result<f64> {
-    let value = literal(func, args, index, name)?;
-    let bad = || UdafError::BadConstant {
+    let arg = LiteralArg {
         func,
-        position: index + 1,
+        args,
+        index,
         name,
         expected,
-        got: value.to_string(),
     };
-    if value.is_null() || !value.data_type().is_numeric() {
-        return Err(bad().into());
-    }
-    match value.cast_to(&DataType::Float64) {
-        Ok(ScalarValue::Float64(Some(v))) if range.contains(&v) => Ok(v),
-        _ => Err(bad().into()),
+    arg.read(
+        range,
+        DataType::is_numeric,
+        &DataType::Float64,
+        |v| match v {
+            ScalarValue::Float64(v) => v,
+            _ => None,
+        },
+    )
+}
+
+/// A constant argument being read, for [`literal_i64`] and [`literal_f64`].
+struct LiteralArg<'a> {
+    func: &'static str,
+    args: &'a AccumulatorArgs<'a>,
+    index: usize,
+    name: &'static str,
+    expected: &'static str,
+}
+
+impl LiteralArg<'_> {
+    /// The literal if its type is `accepted`, and cast to `target` it is in `range`.
+    fn read<T: PartialOrd>(
+        &self,
+        range: std::ops::RangeInclusive<T>,
+        accepted: fn(&DataType) -> bool,
+        target: &DataType,
+        unwrap: fn(ScalarValue) -> Option<T>,
+    ) -> Result<T> {
+        let value = literal(self.func, self.args, self.index, self.name)?;
+        let bad = || UdafError::BadConstant {
+            func: self.func,
+            position: self.index + 1,
+            name: self.name,
+            expected: self.expected,
+            got: value.to_string(),
+        };
+        if value.is_null() || !accepted(&value.data_type()) {
+            return Err(bad().into());
+        }
+        match value.cast_to(target).ok().and_then(unwrap) {
+            Some(v) if range.contains(&v) => Ok(v),
+            _ => Err(bad().into()),
+        }
     }
 }
 
@@ -559,3 +592,30 @@ impl<G: KeepingGroupsAccumulator> Accumulator for SingleGroup<G> {
         self.inner.merge_batch(states, &self.zeros[..len], 1)
     }
 }
+
+/// The `AggregateUDFImpl` methods every Minim aggregate shares: its groups accumulator
+/// `$groups` (built by `$groups::new(&args)`), the row accumulator that wraps it in
+/// [`SingleGroup`], and no sensitivity to input order.
+macro_rules! groups_accumulator_methods {
+    ($groups:ty) => {
+        fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+            Ok(Box::new(SingleGroup::new(<$groups>::new(&args)?)))
+        }
+
+        fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+            true
+        }
+
+        fn create_groups_accumulator(
+            &self,
+            args: AccumulatorArgs,
+        ) -> Result<Box<dyn GroupsAccumulator>> {
+            Ok(Box::new(<$groups>::new(&args)?))
+        }
+
+        fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+            AggregateOrderSensitivity::Insensitive
+        }
+    };
+}
+pub(super) use groups_accumulator_methods;

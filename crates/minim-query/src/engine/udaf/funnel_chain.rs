@@ -30,7 +30,9 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use super::common::{KeepingGroupsAccumulator, SingleGroup, offsets_i32};
+use super::common::{
+    KeepingGroupsAccumulator, SingleGroup, groups_accumulator_methods, offsets_i32,
+};
 use super::funnel::{
     FunnelArgs, FunnelRows, Grouped, Interner, chain_times, coerce_args, first_breakdown, reach,
     sort_by_time, state_type,
@@ -103,24 +105,7 @@ impl AggregateUDFImpl for FunnelChain {
         ))])
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(SingleGroup::new(FunnelChainGroups::new(&args)?)))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(FunnelChainGroups::new(&args)?))
-    }
-
-    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
-        AggregateOrderSensitivity::Insensitive
-    }
+    groups_accumulator_methods!(FunnelChainGroups);
 }
 
 /// The funnel rows (with breakdowns) of every group; see [`super::funnel`].

@@ -24,8 +24,8 @@ use datafusion::logical_expr::{
 
 use super::common::{
     KeepingGroupsAccumulator, SingleGroup, UdafError, check_lengths, coerce_f64, emit_count,
-    gather_by_group, group_u32, list_range, literal_f64, no_distinct, offsets_i64, passes,
-    vec_bytes,
+    gather_by_group, group_u32, groups_accumulator_methods, list_range, literal_f64, no_distinct,
+    offsets_i64, passes, vec_bytes,
 };
 use crate::quantile::quantile_exact;
 
@@ -85,24 +85,7 @@ impl AggregateUDFImpl for QuantileExact {
         ))])
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(SingleGroup::new(QuantileGroups::new(&args)?)))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(QuantileGroups::new(&args)?))
-    }
-
-    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
-        AggregateOrderSensitivity::Insensitive
-    }
+    groups_accumulator_methods!(QuantileGroups);
 }
 
 /// Every value of every group.

@@ -24,7 +24,7 @@ use datafusion::logical_expr::{
 
 use super::common::{
     KeepingGroupsAccumulator, SingleGroup, UdafError, check_lengths, coerce_condition,
-    condition_masks, offsets_i32, vec_bytes,
+    condition_masks, groups_accumulator_methods, offsets_i32, vec_bytes,
 };
 
 /// SQL name.
@@ -90,24 +90,7 @@ impl AggregateUDFImpl for Retention {
         ))])
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(SingleGroup::new(RetentionGroups::new(&args)?)))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(RetentionGroups::new(&args)?))
-    }
-
-    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
-        AggregateOrderSensitivity::Insensitive
-    }
+    groups_accumulator_methods!(RetentionGroups);
 }
 
 /// Per group, the conditions seen on any row.

@@ -37,8 +37,8 @@ use datafusion::logical_expr::{
 
 use super::common::{
     KeepingGroupsAccumulator, SingleGroup, UdafError, check_lengths, coerce_int_constant,
-    emit_count, group_u32, i64_column, list_range, literal_i64, offsets_i32, offsets_i64, passes,
-    vec_bytes,
+    emit_count, group_u32, groups_accumulator_methods, i64_column, list_range, literal_i64,
+    offsets_i32, offsets_i64, passes, vec_bytes,
 };
 
 /// SQL name.
@@ -124,24 +124,7 @@ impl AggregateUDFImpl for RetentionPeriods {
         ))])
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(SingleGroup::new(PeriodsGroups::new(&args)?)))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(PeriodsGroups::new(&args)?))
-    }
-
-    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
-        AggregateOrderSensitivity::Insensitive
-    }
+    groups_accumulator_methods!(PeriodsGroups);
 }
 
 /// The periods of every group (see the module docs).

@@ -26,7 +26,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use super::common::{KeepingGroupsAccumulator, SingleGroup};
+use super::common::{KeepingGroupsAccumulator, SingleGroup, groups_accumulator_methods};
 use super::funnel::{
     FunnelArgs, FunnelRows, Grouped, coerce_args, reach, sort_by_time, state_type,
 };
@@ -80,24 +80,7 @@ impl AggregateUDFImpl for WindowFunnel {
         ))])
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(SingleGroup::new(WindowFunnelGroups::new(&args)?)))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(WindowFunnelGroups::new(&args)?))
-    }
-
-    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
-        AggregateOrderSensitivity::Insensitive
-    }
+    groups_accumulator_methods!(WindowFunnelGroups);
 }
 
 /// The funnel rows of every group; see [`super::funnel`].
