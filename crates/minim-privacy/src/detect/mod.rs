@@ -1,0 +1,1 @@
+//! PII detectors (placeholder until the detectors land).

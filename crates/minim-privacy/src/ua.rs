@@ -1,0 +1,1 @@
+//! User-agent parsing (placeholder).
