@@ -26,8 +26,9 @@
 //!
 //! Per event (a [`Rejection`] with the first violation found; neighbours are kept):
 //! - `event`: a non-empty string of at most `max_event_name_bytes`;
-//! - `distinct_id`: a non-empty string, or a number stored as its decimal text
-//!   (`42`, `42.0` → `"42"`), at most `max_distinct_id_bytes`;
+//! - `distinct_id`: a string, or a number stored as its decimal text
+//!   (`42`, `42.0` → `"42"`), at most `max_distinct_id_bytes`; absent, `null` or `""`
+//!   decodes to `""`: a cookieless event whose id the privacy pipeline derives;
 //! - `timestamp`: see [`parse_timestamp`]; absent or `null` means `now_ms`; must lie in
 //!   `[now_ms - max_past_ms, now_ms + max_future_ms]`;
 //! - `insert_id`: a string of at most `max_insert_id_bytes`; absent, `null` or `""`

@@ -162,23 +162,14 @@ fn decode_text(raw: &str, ctx: &mut EventCtx<'_>, now_ms: i64) -> Result<Event, 
         return Err(Violation::new(codes::EVENT_NAME_TOO_LONG, msg));
     }
 
+    // Absent, null or empty: a cookieless event; the privacy pipeline derives the
+    // visitor id from the request (it is never stored empty).
     let distinct_id = match fields.distinct_id {
-        Some(Scalar::Str(s)) if s.is_empty() => {
-            return Err(Violation::new(
-                codes::MISSING_DISTINCT_ID,
-                "distinct_id must not be empty",
-            ));
-        }
+        None | Some(Scalar::Null) => Cow::Borrowed(""),
         Some(Scalar::Str(s)) => s,
         Some(Scalar::U64(n)) => Cow::Owned(n.to_string()),
         Some(Scalar::I64(n)) => Cow::Owned(n.to_string()),
         Some(Scalar::F64(f)) => Cow::Owned(float_id(f)),
-        None | Some(Scalar::Null) => {
-            return Err(Violation::new(
-                codes::MISSING_DISTINCT_ID,
-                "distinct_id is required",
-            ));
-        }
         Some(other) => {
             let msg = format!(
                 "distinct_id must be a string or a number, not {}",
@@ -584,11 +575,15 @@ mod tests {
     }
 
     #[test]
-    fn missing_distinct_id_when_absent_empty_or_wrong_type() {
-        for bad in [
+    fn cookieless_when_absent_or_empty_refused_when_wrong_type() {
+        for cookieless in [
             r#"{"event":"a"}"#,
             r#"{"event":"a","distinct_id":null}"#,
             r#"{"event":"a","distinct_id":""}"#,
+        ] {
+            assert_eq!(one(cookieless).unwrap().distinct_id, "", "{cookieless}");
+        }
+        for bad in [
             r#"{"event":"a","distinct_id":true}"#,
             r#"{"event":"a","distinct_id":[1]}"#,
             r#"{"event":"a","distinct_id":{}}"#,

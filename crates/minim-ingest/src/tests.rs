@@ -47,7 +47,6 @@ const REJECTION_CASES: &[(&str, &str)] = &[
         "{\"event\":\"LONG_NAME\",\"distinct_id\":\"u\"}",
         "event_name_too_long",
     ),
-    (r#"{"event":"a"}"#, "missing_distinct_id"),
     (
         r#"{"event":"a","distinct_id":false}"#,
         "missing_distinct_id",
@@ -160,7 +159,7 @@ fn single_object_json_body_is_one_event() {
     )
     .unwrap();
     assert_eq!((d.events.len(), d.indices.as_slice()), (1, &[0][..]));
-    let d = decode(br#"{"event":"a"}"#, BodyFormat::JsonArray).unwrap();
+    let d = decode(br#"{"event":"a","distinct_id":[]}"#, BodyFormat::JsonArray).unwrap();
     assert_eq!(d.rejected[0].code, "missing_distinct_id");
 }
 

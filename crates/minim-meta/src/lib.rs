@@ -6,6 +6,7 @@
 
 mod keys;
 mod migrations;
+mod privacy;
 mod sqlite;
 
 pub use keys::{KeyKind, generate_secret, hash_secret, looks_valid};
@@ -103,6 +104,25 @@ pub struct TokenInfo {
     pub expires_at_ms: i64,
 }
 
+/// A name the tracking plan does not declare, seen in `learn` mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSuggestion {
+    pub event: String,
+    /// `None` when the event itself is undeclared.
+    pub property: Option<String>,
+    pub seen_type: String,
+    pub first_seen_ms: i64,
+}
+
+/// One entry of the deletion log (retention runs and erasures): counts and ranges only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletionRecord {
+    pub id: i64,
+    pub kind: String,
+    pub at_ms: i64,
+    pub report_json: String,
+}
+
 /// The metadata interface. Implementations must be safe to use from many threads and
 /// from several processes at once (the CLI works while a server runs).
 pub trait MetaStore: Send + Sync {
@@ -124,4 +144,37 @@ pub trait MetaStore: Send + Sync {
     fn revoke_token(&self, token_id: &str, now_ms: i64) -> Result<bool>;
     /// The grant of a token that exists, is not revoked and has not expired; records use.
     fn verify_token(&self, token: &str, now_ms: i64) -> Result<Option<TokenInfo>>;
+
+    /// The project's secret for `purpose`, created on first use (random, 32 bytes).
+    fn project_secret(&self, project: &ProjectId, purpose: &str, now_ms: i64) -> Result<Vec<u8>>;
+    /// The project's tracking plan as JSON, if one was set.
+    fn tracking_plan(&self, project: &ProjectId) -> Result<Option<String>>;
+    fn set_tracking_plan(&self, project: &ProjectId, plan_json: &str, now_ms: i64) -> Result<()>;
+    /// Records names seen in `learn` mode; a name already recorded keeps its first sighting.
+    fn add_plan_suggestions(&self, project: &ProjectId, items: &[PlanSuggestion]) -> Result<()>;
+    fn plan_suggestions(&self, project: &ProjectId) -> Result<Vec<PlanSuggestion>>;
+    fn clear_plan_suggestions(&self, project: &ProjectId) -> Result<()>;
+    /// Identity map: pseudonym -> original `distinct_id` (only for plans that keep one).
+    fn add_identities(
+        &self,
+        project: &ProjectId,
+        items: &[(String, String)],
+        now_ms: i64,
+    ) -> Result<()>;
+    /// The original id and first sighting of a pseudonym.
+    fn identity(&self, project: &ProjectId, pseudonym: &str) -> Result<Option<(String, i64)>>;
+    fn delete_identity(&self, project: &ProjectId, pseudonym: &str) -> Result<bool>;
+    /// Adds deltas to the project's privacy counters.
+    fn add_privacy_counters(&self, project: &ProjectId, deltas: &[(String, u64)]) -> Result<()>;
+    fn privacy_counters(&self, project: &ProjectId) -> Result<Vec<(String, u64)>>;
+    /// Appends to the deletion log (what a retention run or an erasure removed).
+    fn record_deletion(
+        &self,
+        project: &ProjectId,
+        kind: &str,
+        report_json: &str,
+        now_ms: i64,
+    ) -> Result<()>;
+    /// The newest `limit` deletion records, newest first.
+    fn deletions(&self, project: &ProjectId, limit: usize) -> Result<Vec<DeletionRecord>>;
 }

@@ -9,7 +9,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::keys::{KeyKind, generate_id, generate_secret, hash_secret, looks_valid};
 use crate::migrations::MIGRATIONS;
-use crate::{CreatedProject, CreatedToken, MetaError, MetaStore, Project, Result, Role, TokenInfo};
+use crate::{
+    CreatedProject, CreatedToken, DeletionRecord, MetaError, MetaStore, PlanSuggestion, Project,
+    Result, Role, TokenInfo, privacy,
+};
 
 pub struct SqliteMeta {
     conn: Mutex<Connection>,
@@ -262,6 +265,69 @@ impl MetaStore for SqliteMeta {
             expires_at_ms,
         }))
     }
+
+    fn project_secret(&self, project: &ProjectId, purpose: &str, now_ms: i64) -> Result<Vec<u8>> {
+        privacy::project_secret(&self.conn(), project, purpose, now_ms)
+    }
+
+    fn tracking_plan(&self, project: &ProjectId) -> Result<Option<String>> {
+        privacy::tracking_plan(&self.conn(), project)
+    }
+
+    fn set_tracking_plan(&self, project: &ProjectId, plan_json: &str, now_ms: i64) -> Result<()> {
+        privacy::set_tracking_plan(&self.conn(), project, plan_json, now_ms)
+    }
+
+    fn add_plan_suggestions(&self, project: &ProjectId, items: &[PlanSuggestion]) -> Result<()> {
+        privacy::add_plan_suggestions(&mut self.conn(), project, items)
+    }
+
+    fn plan_suggestions(&self, project: &ProjectId) -> Result<Vec<PlanSuggestion>> {
+        privacy::plan_suggestions(&self.conn(), project)
+    }
+
+    fn clear_plan_suggestions(&self, project: &ProjectId) -> Result<()> {
+        privacy::clear_plan_suggestions(&self.conn(), project)
+    }
+
+    fn add_identities(
+        &self,
+        project: &ProjectId,
+        items: &[(String, String)],
+        now_ms: i64,
+    ) -> Result<()> {
+        privacy::add_identities(&mut self.conn(), project, items, now_ms)
+    }
+
+    fn identity(&self, project: &ProjectId, pseudonym: &str) -> Result<Option<(String, i64)>> {
+        privacy::identity(&self.conn(), project, pseudonym)
+    }
+
+    fn delete_identity(&self, project: &ProjectId, pseudonym: &str) -> Result<bool> {
+        privacy::delete_identity(&self.conn(), project, pseudonym)
+    }
+
+    fn add_privacy_counters(&self, project: &ProjectId, deltas: &[(String, u64)]) -> Result<()> {
+        privacy::add_privacy_counters(&mut self.conn(), project, deltas)
+    }
+
+    fn privacy_counters(&self, project: &ProjectId) -> Result<Vec<(String, u64)>> {
+        privacy::privacy_counters(&self.conn(), project)
+    }
+
+    fn record_deletion(
+        &self,
+        project: &ProjectId,
+        kind: &str,
+        report_json: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        privacy::record_deletion(&self.conn(), project, kind, report_json, now_ms)
+    }
+
+    fn deletions(&self, project: &ProjectId, limit: usize) -> Result<Vec<DeletionRecord>> {
+        privacy::deletions(&self.conn(), project, limit)
+    }
 }
 
 #[cfg(test)]
@@ -320,7 +386,66 @@ mod tests {
             .create_project("a", 0)
             .unwrap();
         let m = SqliteMeta::open(&path).unwrap();
-        assert_eq!(m.schema_version().unwrap(), 1);
+        assert_eq!(m.schema_version().unwrap(), 2);
         assert_eq!(m.list_projects().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn privacy_metadata_round_trips() {
+        let m = SqliteMeta::in_memory().unwrap();
+        let p = m.create_project("a", 0).unwrap().project.id;
+        let s1 = m.project_secret(&p, "pseudonym", 1).unwrap();
+        assert_eq!(s1.len(), 32);
+        assert_eq!(
+            m.project_secret(&p, "pseudonym", 2).unwrap(),
+            s1,
+            "created once"
+        );
+        assert_ne!(m.project_secret(&p, "other", 2).unwrap(), s1);
+
+        assert_eq!(m.tracking_plan(&p).unwrap(), None);
+        m.set_tracking_plan(&p, "{\"mode\":\"strict\"}", 3).unwrap();
+        m.set_tracking_plan(&p, "{\"mode\":\"learn\"}", 4).unwrap();
+        assert_eq!(
+            m.tracking_plan(&p).unwrap().as_deref(),
+            Some("{\"mode\":\"learn\"}")
+        );
+
+        let sug = |e: &str, prop: Option<&str>, at| PlanSuggestion {
+            event: e.into(),
+            property: prop.map(Into::into),
+            seen_type: "string".into(),
+            first_seen_ms: at,
+        };
+        m.add_plan_suggestions(&p, &[sug("buy", None, 5), sug("buy", Some("x"), 5)])
+            .unwrap();
+        m.add_plan_suggestions(&p, &[sug("buy", None, 9)]).unwrap();
+        let got = m.plan_suggestions(&p).unwrap();
+        assert_eq!(got, vec![sug("buy", None, 5), sug("buy", Some("x"), 5)]);
+        m.clear_plan_suggestions(&p).unwrap();
+        assert!(m.plan_suggestions(&p).unwrap().is_empty());
+
+        m.add_identities(&p, &[("h1".into(), "user-1".into())], 6)
+            .unwrap();
+        assert_eq!(m.identity(&p, "h1").unwrap(), Some(("user-1".into(), 6)));
+        assert!(m.delete_identity(&p, "h1").unwrap());
+        assert!(!m.delete_identity(&p, "h1").unwrap());
+
+        m.add_privacy_counters(&p, &[("received".into(), 3), ("accepted".into(), 2)])
+            .unwrap();
+        m.add_privacy_counters(&p, &[("received".into(), 4)])
+            .unwrap();
+        assert_eq!(
+            m.privacy_counters(&p).unwrap(),
+            vec![("accepted".into(), 2), ("received".into(), 7)]
+        );
+
+        m.record_deletion(&p, "retention", "{\"events_deleted\":1}", 7)
+            .unwrap();
+        m.record_deletion(&p, "erasure", "{}", 8).unwrap();
+        let d = m.deletions(&p, 10).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].kind, "erasure", "newest first");
+        assert_eq!(m.deletions(&p, 1).unwrap().len(), 1);
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
 use minim_core::ProjectId;
-use minim_meta::hash_secret;
+use minim_meta::{Role, hash_secret};
 
 use crate::{ApiError, App};
 
@@ -92,5 +92,49 @@ pub(crate) async fn ingest_project(app: &App, key: Option<&str>) -> Result<Proje
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let project = found.ok_or(ApiError::Unauthorized)?;
     app.inner.keys.put(hash, project.clone());
+    Ok(project)
+}
+
+/// What a request does, for the role check. Until the authorization issue replaces this
+/// with policies, roles map to it as follows: `viewer` reads aggregates; `analyst` also
+/// raw events, SQL and the privacy configuration; `admin` also changes that
+/// configuration and runs data subject requests; `auditor` none of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Aggregates,
+    RawEvents,
+    Sql,
+    /// Tracking plan, suggestions, privacy counters, deletion log.
+    ReadPrivacyConfig,
+    /// Replace the plan, run retention now.
+    ManageProject,
+    /// Export or erase one user's data.
+    DataSubject,
+}
+
+fn allowed(role: Role, access: Access) -> bool {
+    match role {
+        Role::Viewer => matches!(access, Access::Aggregates),
+        Role::Analyst => !matches!(access, Access::ManageProject | Access::DataSubject),
+        Role::Admin => true,
+        Role::Auditor => false,
+    }
+}
+
+/// Authenticates the token and checks it may act on `project_id` this way.
+pub(crate) async fn authorize(
+    app: &App,
+    headers: &HeaderMap,
+    project_id: &str,
+    access: Access,
+) -> Result<ProjectId, ApiError> {
+    let token = api_token(app, bearer(headers)).await?;
+    let project = ProjectId::new(project_id).map_err(|_| ApiError::NotFound)?;
+    if token.project != project {
+        return Err(ApiError::Forbidden("this token is not for this project"));
+    }
+    if !allowed(token.role, access) {
+        return Err(ApiError::Forbidden("this token's role may not do this"));
+    }
     Ok(project)
 }

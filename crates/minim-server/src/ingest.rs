@@ -2,13 +2,17 @@
 //! within limits, decode (per-event rejections), append durably, answer.
 
 use axum::body::Body;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use minim_core::EventBatch;
 use minim_ingest::{BodyFormat, ContentEncoding, Decoded, decode_native, decompress};
+use minim_privacy::pipeline::ClientContext;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +26,17 @@ use crate::{ApiError, App, auth};
 struct IngestResponse {
     accepted: usize,
     rejected: Vec<RejectedEvent>,
+    /// Events the privacy pipeline dropped (tracking plan, bots, PII rules); they are
+    /// not stored. Only the reason is given, never the offending value.
+    dropped: Vec<DroppedEvent>,
     /// Accepted events that were already stored (same insert_id); stored once.
     deduplicated: usize,
+}
+
+#[derive(Serialize)]
+struct DroppedEvent {
+    index: usize,
+    reason: String,
 }
 
 #[derive(Serialize)]
@@ -38,10 +51,15 @@ const PARSE_OVERHEAD: usize = 3;
 
 pub(crate) async fn native(
     State(app): State<App>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let result = handle(&app, &headers, body).await;
+    let client = app
+        .inner
+        .privacy
+        .client_context(peer.map(|Extension(ConnectInfo(a))| a), &headers);
+    let result = handle(&app, &headers, body, client).await;
     let status = match &result {
         Ok(_) => "200".to_owned(),
         Err(e) => e.status().as_str().to_owned(),
@@ -50,7 +68,12 @@ pub(crate) async fn native(
     result
 }
 
-async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn handle(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+    client: ClientContext,
+) -> Result<Response, ApiError> {
     // Early refusals still drain the body, so the client reads the answer.
     let project = match auth::ingest_project(app, auth::bearer(headers)).await {
         Ok(p) => p,
@@ -101,27 +124,40 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, 
     let now = app.inner.clock.now_ms();
     let limits = limits.clone();
     let memory = app.inner.ingest_memory.clone();
-    let decoded = tokio::task::spawn_blocking(move || -> Result<Decoded, ApiError> {
+    let a = app.clone();
+    let target = project.clone();
+    // Decoding and the privacy pipeline run together off the async threads; nothing
+    // reaches the WAL without passing the pipeline.
+    let (decoded, outcome) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let plain = decompress(&bytes, encoding, limits.max_body_bytes)?;
         let _plain_permit = match encoding {
             ContentEncoding::Identity => None,
             _ => Some(reserve(&memory, plain.len())?),
         };
-        Ok(decode_native(
-            &plain,
-            format,
-            ContentEncoding::Identity,
-            &limits,
-            now,
-        )?)
+        let mut decoded = decode_native(&plain, format, ContentEncoding::Identity, &limits, now)?;
+        let events = std::mem::take(&mut decoded.events);
+        let outcome =
+            a.inner
+                .privacy
+                .process(a.inner.meta.as_ref(), &target, &client, events, now)?;
+        Ok((decoded, outcome))
     })
     .await
     .map_err(|e| ApiError::Internal(format!("decode task failed: {e}")))??;
     let Decoded {
-        events, rejected, ..
+        indices, rejected, ..
     } = decoded;
+    let events = outcome.events;
+    let dropped: Vec<DroppedEvent> = outcome
+        .dropped
+        .into_iter()
+        .map(|(i, reason)| DroppedEvent {
+            index: indices.get(i).copied().unwrap_or(i),
+            reason,
+        })
+        .collect();
 
-    let received = events.len() + rejected.len();
+    let received = events.len() + dropped.len() + rejected.len();
     ::metrics::counter!(t::EVENTS_RECEIVED).increment(received as u64);
     for r in &rejected {
         ::metrics::counter!(t::EVENTS_REJECTED, "reason" => r.code).increment(1);
@@ -149,6 +185,7 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, 
     Ok(axum::Json(IngestResponse {
         accepted,
         rejected,
+        dropped,
         deduplicated,
     })
     .into_response())

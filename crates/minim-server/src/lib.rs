@@ -11,6 +11,8 @@ mod config;
 mod error;
 mod health;
 mod ingest;
+pub mod privacy;
+mod privacy_api;
 mod query;
 mod routes;
 pub mod telemetry;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use minim_core::time::Clock;
 use minim_ingest::IngestLimits;
 use minim_meta::MetaStore;
+use minim_privacy::pipeline::PrivacyConfig;
 use minim_query::engine::QueryEngine;
 use minim_store::Store;
 use tokio::net::TcpListener;
@@ -45,6 +48,10 @@ struct AppInner {
     ingest_memory: Arc<Semaphore>,
     /// Runs insight and SQL queries on its own thread pool, within its limits.
     engine: Arc<QueryEngine>,
+    /// The privacy pipeline and its per-project rules and counters.
+    privacy: Arc<privacy::Privacy>,
+    /// How often the retention job runs (0 = never).
+    retention_interval_ms: u64,
     clock: Clock,
 }
 
@@ -67,10 +74,31 @@ impl App {
                 meta,
                 keys,
                 ingest_memory: Arc::new(Semaphore::new(kib)),
+                privacy: Arc::new(
+                    privacy::Privacy::new(&PrivacyConfig::default(), clock.now_ms())
+                        .unwrap_or_else(|_| unreachable!("the default privacy config is valid")),
+                ),
+                retention_interval_ms: PrivacyConfig::default().retention_interval_ms,
                 engine,
                 clock,
             }),
         }
+    }
+
+    /// Applies the `[privacy]` config (geo database, trusted proxies, retention
+    /// interval). Call right after [`App::new`]; the error names the config field.
+    pub fn with_privacy(mut self, cfg: &PrivacyConfig) -> Result<Self, String> {
+        let now = self.inner.clock.now_ms();
+        let privacy = Arc::new(privacy::Privacy::new(cfg, now)?);
+        let inner = Arc::get_mut(&mut self.inner)
+            .ok_or_else(|| "with_privacy must be called before the app is shared".to_owned())?;
+        inner.privacy = privacy;
+        inner.retention_interval_ms = cfg.retention_interval_ms;
+        Ok(self)
+    }
+
+    pub fn privacy(&self) -> &Arc<privacy::Privacy> {
+        &self.inner.privacy
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -87,12 +115,25 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     telemetry::install();
     let store = app.inner.store.clone();
+    let background = tokio::spawn(background(app.clone()));
+    let final_app = app.clone();
     let router = routes::router(app);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    background.abort();
+    let _ = tokio::task::spawn_blocking(move || {
+        let inner = &final_app.inner;
+        if let Err(e) = inner.privacy.flush_counters(inner.meta.as_ref()) {
+            tracing::warn!(error = %e, "could not save the privacy counters");
+        }
+    })
+    .await;
     tracing::info!("HTTP drained; flushing the store");
     let flushed = tokio::task::spawn_blocking(move || store.shutdown()).await;
     match flushed {
@@ -105,4 +146,36 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Periodic work: privacy counters to the metadata store, the cookieless salt's
+/// midnight rotation, and the retention job.
+async fn background(app: App) {
+    const TICK: std::time::Duration = std::time::Duration::from_secs(10);
+    let retention_every = app.inner.retention_interval_ms;
+    let mut last_retention = app.inner.clock.now_ms();
+    loop {
+        tokio::time::sleep(TICK).await;
+        let a = app.clone();
+        let now = a.inner.clock.now_ms();
+        let run_retention = retention_every > 0
+            && now.saturating_sub(last_retention)
+                >= i64::try_from(retention_every).unwrap_or(i64::MAX);
+        if run_retention {
+            last_retention = now;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            let inner = &a.inner;
+            inner.privacy.pipeline().tick(now);
+            if let Err(e) = inner.privacy.flush_counters(inner.meta.as_ref()) {
+                tracing::warn!(error = %e, "could not save the privacy counters; will retry");
+            }
+            if run_retention
+                && let Err(e) = privacy::run_retention(&inner.store, inner.meta.as_ref(), now)
+            {
+                tracing::warn!(error = %e, "retention run failed; will retry");
+            }
+        })
+        .await;
+    }
 }

@@ -1,64 +1,25 @@
 //! `POST /api/v1/projects/{project_id}/query` (insights) and `.../sql` (scoped SQL):
 //! token authentication, the project and role check, and the hand-off to the engine.
 //!
-//! Until the authorization issue lands, roles gate these routes as follows: `viewer`
-//! gets aggregate insights (trends, funnel, retention, paths); `analyst` and `admin`
-//! also raw events (`kind: "events"`) and SQL; `auditor` none of them.
+//! Roles gate these routes through `auth::authorize` (aggregates for every reader role
+//! but `auditor`; raw events and SQL for `analyst` and `admin`).
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use minim_core::ProjectId;
-use minim_meta::Role;
 use minim_query::engine::SqlResult;
 use minim_query::{QueryResult, QuerySpec};
 use serde::Deserialize;
 
-use crate::auth::{api_token, bearer};
+use crate::auth::{Access, authorize};
 use crate::{ApiError, App};
 
 /// Largest accepted query or SQL request body.
 pub(crate) const MAX_QUERY_BODY_BYTES: usize = 1 << 20;
 
-/// What a request reads, for the role check.
-#[derive(Clone, Copy)]
-enum Access {
-    Aggregates,
-    RawEvents,
-    Sql,
-}
-
-fn allowed(role: Role, access: Access) -> bool {
-    match role {
-        Role::Viewer => matches!(access, Access::Aggregates),
-        Role::Analyst | Role::Admin => true,
-        Role::Auditor => false,
-    }
-}
-
-/// Authenticates the token and checks it may read `project_id` this way.
-async fn authorize(
-    app: &App,
-    headers: &HeaderMap,
-    project_id: &str,
-    access: Access,
-) -> Result<ProjectId, ApiError> {
-    let token = api_token(app, bearer(headers)).await?;
-    let project = ProjectId::new(project_id).map_err(|_| ApiError::NotFound)?;
-    if token.project != project {
-        return Err(ApiError::Forbidden("this token is not for this project"));
-    }
-    if !allowed(token.role, access) {
-        return Err(ApiError::Forbidden(
-            "this token's role may not run this query",
-        ));
-    }
-    Ok(project)
-}
-
-fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
+pub(crate) fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
     let body = body.map_err(|_| ApiError::BodyTooLarge {
         limit: MAX_QUERY_BODY_BYTES,
     })?;

@@ -11,6 +11,7 @@ pub const EVENTS_ACCEPTED: &str = "minim_ingest_events_accepted_total";
 pub const EVENTS_REJECTED: &str = "minim_ingest_events_rejected_total";
 pub const INGEST_MEMORY_AVAILABLE_BYTES: &str = "minim_ingest_memory_available_bytes";
 pub const QUERY_SECONDS: &str = "minim_query_seconds";
+pub const PRIVACY_EVENTS: &str = "minim_privacy_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -58,6 +59,10 @@ fn describe() {
     );
     describe_counter!(EVENTS_ACCEPTED, "Events accepted (stored or deduplicated).");
     describe_counter!(EVENTS_REJECTED, "Events rejected, by reason code.");
+    describe_counter!(
+        PRIVACY_EVENTS,
+        "Privacy pipeline counters by project and counter (received, accepted, events_dropped.<reason>, values_scrubbed.<detector>, properties_dropped.<reason>, urls_cleaned); never values."
+    );
     describe_gauge!(
         INGEST_MEMORY_AVAILABLE_BYTES,
         "Unused ingest memory budget."

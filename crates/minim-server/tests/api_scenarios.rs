@@ -47,7 +47,7 @@ async fn run_file(name: &str) {
             if let Some(want) = expect.get("json") {
                 let got: Value =
                     serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {ctx}"));
-                assert_subset(want, &got, &ctx);
+                assert_subset(&with_pseudonyms(&server, want), &got, &ctx);
             }
             if let Some(needle) = expect.get("body_contains").and_then(Value::as_str) {
                 assert!(text.contains(needle), "{ctx}");
@@ -127,6 +127,26 @@ async fn send(server: &TestServer, req: &Value) -> reqwest::Response {
 
 /// Every field of `want` is in `got` with an equal value; arrays match element-wise
 /// and must have the same length.
+/// Expected strings `"{pseudonym:ID}"` become the stored form of `distinct_id` ID.
+fn with_pseudonyms(server: &TestServer, v: &Value) -> Value {
+    match v {
+        Value::String(s) => match s
+            .strip_prefix("{pseudonym:")
+            .and_then(|r| r.strip_suffix('}'))
+        {
+            Some(id) => Value::String(server.pseudonym(id)),
+            None => v.clone(),
+        },
+        Value::Array(a) => Value::Array(a.iter().map(|x| with_pseudonyms(server, x)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), with_pseudonyms(server, x)))
+                .collect(),
+        ),
+        _ => v.clone(),
+    }
+}
+
 fn assert_subset(want: &Value, got: &Value, ctx: &str) {
     match (want, got) {
         (Value::Object(w), Value::Object(g)) => {

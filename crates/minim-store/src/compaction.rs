@@ -26,6 +26,11 @@ pub(crate) fn run_loop(shared: Arc<Shared>) {
             continue;
         }
         last = Instant::now();
+        if crate::erasure::any_pending(&shared)
+            && let Err(e) = crate::erasure::complete_pending(&shared)
+        {
+            tracing::warn!(error = %e, "completing pending erasures failed; will retry");
+        }
         if let Err(e) = run_once(&shared) {
             ::metrics::counter!(m::COMPACTION_ERRORS).increment(1);
             tracing::warn!(error = %e, "compaction failed; will retry");

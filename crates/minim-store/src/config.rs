@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use minim_core::time::Clock;
 
@@ -120,6 +120,21 @@ pub struct Faults(Arc<FaultFlags>);
 struct FaultFlags {
     fail_wal_sync: AtomicBool,
     fail_flush: AtomicBool,
+    /// 0 = off, else `ErasureFault as u8 + 1`.
+    fail_erasure_at: AtomicU8,
+}
+
+/// A point where an injected fault interrupts an erasure, leaving the directory exactly
+/// as a crash there would (files already written stay on disk), so that tests can
+/// reopen a copy of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErasureFault {
+    /// The pending erasure is in the manifest; the memtable is not flushed yet.
+    AfterRecord,
+    /// The memtable is in segments and old WAL files are gone; no segment is rewritten.
+    AfterFlush,
+    /// The rewritten segments are on disk; the manifest does not list them yet.
+    BeforeCommit,
 }
 
 impl Faults {
@@ -128,6 +143,12 @@ impl Faults {
     }
     pub fn set_fail_flush(&self, on: bool) {
         self.0.fail_flush.store(on, Ordering::Relaxed);
+    }
+    /// Makes erasures stop with an error at `at` (`None`: off).
+    pub fn set_fail_erasure_at(&self, at: Option<ErasureFault>) {
+        self.0
+            .fail_erasure_at
+            .store(at.map_or(0, |a| a as u8 + 1), Ordering::Relaxed);
     }
     pub(crate) fn wal_sync(&self) -> std::io::Result<()> {
         if self.0.fail_wal_sync.load(Ordering::Relaxed) {
@@ -138,6 +159,14 @@ impl Faults {
     pub(crate) fn flush(&self) -> std::io::Result<()> {
         if self.0.fail_flush.load(Ordering::Relaxed) {
             return Err(std::io::Error::other("injected flush failure"));
+        }
+        Ok(())
+    }
+    pub(crate) fn erasure(&self, at: ErasureFault) -> std::io::Result<()> {
+        if self.0.fail_erasure_at.load(Ordering::Relaxed) == at as u8 + 1 {
+            return Err(std::io::Error::other(format!(
+                "injected erasure interruption at {at:?}"
+            )));
         }
         Ok(())
     }

@@ -7,18 +7,27 @@
 //! frozen and written to segments by the flusher (`flush.rs`); small segments are merged
 //! by the compactor (`compaction.rs`). Recovery is in `recovery.rs`.
 //!
+//! Privacy operations rewrite segments through one shared path (`rewrite.rs`):
+//! [`Store::erase_user`] (`erasure.rs`) removes one user's events everywhere, crash-safe
+//! through a pending entry in the manifest; [`Store::apply_retention`] (`retention.rs`)
+//! deletes expired events and properties.
+//!
 //! This crate knows nothing about HTTP, JSON wire formats or authorization.
 
 mod compaction;
 pub mod config;
 mod dedupe;
+mod erasure;
 mod error;
 mod flush;
 mod fsutil;
 pub mod manifest;
 mod memtable;
 pub mod metrics;
+mod props_edit;
 mod recovery;
+mod retention;
+mod rewrite;
 pub mod segment;
 pub mod shred;
 mod snapshot;
@@ -32,12 +41,14 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use minim_core::EventBatch;
+use minim_core::{EventBatch, ProjectId};
 
-pub use config::{Faults, StoreConfig};
+pub use config::{ErasureFault, Faults, StoreConfig};
+pub use erasure::ErasureReport;
 pub use error::{Result, StoreError};
-pub use manifest::{SegmentFile, SegmentMeta};
+pub use manifest::{PendingErasure, SegmentFile, SegmentMeta};
 pub use memtable::{Memtable, PartitionKey};
+pub use retention::{RetentionPolicy, RetentionReport};
 pub use snapshot::Snapshot;
 
 /// What happened to an appended batch.
@@ -72,8 +83,13 @@ pub(crate) struct Shared {
     pub view: RwLock<View>,
     /// Serializes manifest rewrites (flusher and compactor).
     pub manifest: Mutex<manifest::Manifest>,
-    /// Serializes compaction passes (the background loop and `Store::compact_now`).
+    /// Serializes everything that replaces live segments: compaction passes (the
+    /// background loop and `Store::compact_now`), erasures and retention runs. Flushes
+    /// only add segments and do not take it.
     pub compaction_pass: Mutex<()>,
+    /// The WAL writer's queue, for work that needs a flush from a background thread
+    /// (completing a pending erasure). `None` before start and after shutdown.
+    pub writer: Mutex<Option<SyncSender<writer::Msg>>>,
     pub queue_depth: AtomicUsize,
     pub wal_ok: AtomicBool,
     pub flush_ok: AtomicBool,
@@ -194,6 +210,43 @@ impl Store {
         compaction::run_once(&self.shared)
     }
 
+    /// Erases every event of `distinct_id` in `project` acknowledged before this call:
+    /// from the memtable, the WAL and every segment. Other projects are untouched, even
+    /// for the same distinct id. Blocks until the erasure is durable.
+    ///
+    /// - When it returns `Ok`, the manifest no longer lists a segment holding those
+    ///   events, no WAL file holds them, and the files that did are deleted, except
+    ///   files a still-open [`Snapshot`] pins: those are deleted when the last snapshot
+    ///   holding them drops (and, after a crash, on the next open, as unlisted files).
+    ///   A crash at any later point cannot bring the events back.
+    /// - Events of the same user appended *while* the call runs may or may not be
+    ///   erased: those acknowledged before its flush freezes the memtable are, later
+    ///   ones are kept, except that a crash before the erasure completes makes WAL
+    ///   replay drop every event of the user still in the WAL. Events appended after
+    ///   it returns are always kept.
+    /// - On error the erasure stays recorded in the manifest and is completed by the
+    ///   background compactor or on the next open; until then WAL replay skips the
+    ///   user's events, and calling again is safe.
+    /// - The distinct id is never logged; the manifest holds it only while the erasure
+    ///   is pending.
+    pub fn erase_user(&self, project: &ProjectId, distinct_id: &str) -> Result<ErasureReport> {
+        erasure::erase_user(&self.shared, project, distinct_id)
+    }
+
+    /// Applies `policy` to `project` now, by the clock of the store config: flushes the
+    /// memtable (rotating the WAL) so that nothing expired stays in the memtable or the
+    /// WAL, drops whole partitions older than every cutoff without reading their rows,
+    /// and rewrites the other affected segments, all in one manifest swap. Events
+    /// appended while it runs are not covered. Replaced files pinned by an open
+    /// [`Snapshot`] are deleted when it drops. See [`RetentionPolicy`] for the rules.
+    pub fn apply_retention(
+        &self,
+        project: &ProjectId,
+        policy: &RetentionPolicy,
+    ) -> Result<RetentionReport> {
+        retention::apply(&self.shared, project, policy)
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.shared.cfg.data_dir
     }
@@ -204,6 +257,11 @@ impl Store {
         if self.shared.shutting_down.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.shared
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let (tx, rx) = std::sync::mpsc::channel();
         let flushed = match self.tx.send(writer::Msg::Shutdown(tx)) {
             Ok(()) => rx.recv().unwrap_or(Err(StoreError::ShuttingDown)),

@@ -2,7 +2,9 @@
 //!
 //! On disk it is `manifest.json` (versioned, replaced atomically by rename). A segment
 //! file exists on disk before the manifest that lists it; a file no manifest lists is
-//! garbage from an interrupted flush or compaction and is removed on start.
+//! garbage from an interrupted flush, compaction, erasure or retention run and is
+//! removed on start. It also lists erasures that were requested but not yet completed
+//! (`erasure.rs`), so that a crash cannot bring their events back.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +29,29 @@ pub struct ManifestFileV1 {
     /// WAL files numbered below this are fully contained in segments.
     pub wal_replay_from: u64,
     pub segments: Vec<SegmentEntryV1>,
+    /// Erasures recorded but not yet completed (added after the first v1 files: absent
+    /// means none, and it is only written when non-empty, so manifests without one stay
+    /// byte-compatible. A binary that predates it refuses a manifest that has one,
+    /// which is right: it could not complete the erasure).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_erasures: Vec<PendingErasureV1>,
+}
+
+/// On-disk form of a pending erasure.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingErasureV1 {
+    pub project: String,
+    pub distinct_id: String,
+}
+
+impl std::fmt::Debug for PendingErasureV1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingErasureV1")
+            .field("project", &self.project)
+            .field("distinct_id", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -60,6 +85,24 @@ pub struct SegmentMeta {
     pub level: u32,
     /// Properties with a shredded column in the file, sorted (see `shred.rs`).
     pub shredded: Vec<String>,
+}
+
+/// An erasure of every event of `distinct_id` in `project`, recorded durably before it
+/// starts and removed by the manifest swap that completes it. Its `Debug` form leaves
+/// the distinct id out, so it can never reach a log line.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PendingErasure {
+    pub project: ProjectId,
+    pub distinct_id: String,
+}
+
+impl std::fmt::Debug for PendingErasure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingErasure")
+            .field("project", &self.project)
+            .field("distinct_id", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Relative path of a segment under the data directory.
@@ -111,6 +154,8 @@ pub struct Manifest {
     pub next_segment_id: u64,
     pub wal_replay_from: u64,
     pub segments: Vec<Arc<SegmentFile>>,
+    /// Erasures recorded but not completed, oldest first.
+    pub pending_erasures: Vec<PendingErasure>,
 }
 
 impl Manifest {
@@ -150,11 +195,20 @@ impl Manifest {
             };
             segments.push(Arc::new(SegmentFile::new(data_dir, meta)));
         }
+        let mut pending_erasures = Vec::with_capacity(file.pending_erasures.len());
+        for p in file.pending_erasures {
+            let project = ProjectId::new(p.project).map_err(|e| corrupt(e.to_string()))?;
+            pending_erasures.push(PendingErasure {
+                project,
+                distinct_id: p.distinct_id,
+            });
+        }
         Ok(Self {
             generation: file.generation,
             next_segment_id: file.next_segment_id,
             wal_replay_from: file.wal_replay_from,
             segments,
+            pending_erasures,
         })
     }
 
@@ -177,6 +231,14 @@ impl Manifest {
                     max_ts_ms: s.meta.max_ts_ms,
                     level: s.meta.level,
                     shredded: s.meta.shredded.clone(),
+                })
+                .collect(),
+            pending_erasures: self
+                .pending_erasures
+                .iter()
+                .map(|p| PendingErasureV1 {
+                    project: p.project.as_str().to_owned(),
+                    distinct_id: p.distinct_id.clone(),
                 })
                 .collect(),
         }
@@ -230,7 +292,52 @@ mod tests {
             (4, id, 1)
         );
 
+        assert!(back.pending_erasures.is_empty());
+        let json = std::fs::read_to_string(dir.path().join(MANIFEST_FILE)).unwrap();
+        assert!(
+            !json.contains("pending_erasures"),
+            "an empty list is not written: older readers still read the file"
+        );
+
         std::fs::write(dir.path().join(MANIFEST_FILE), br#"{"version": 99}"#).unwrap();
+        assert!(matches!(
+            Manifest::load(dir.path()),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn pending_erasures_round_trip_and_never_show_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::default();
+        let pending = PendingErasure {
+            project: ProjectId::new("p").unwrap(),
+            distinct_id: "secret-pseudonym".into(),
+        };
+        m.pending_erasures.push(pending.clone());
+        m.store(dir.path()).unwrap();
+        let back = Manifest::load(dir.path()).unwrap();
+        assert_eq!(back.pending_erasures, vec![pending.clone()]);
+        assert!(!format!("{pending:?}").contains("secret"));
+        assert!(!format!("{:?}", back.to_file()).contains("secret"));
+        assert!(!format!("{back:?}").contains("secret"));
+
+        // A manifest written before the field existed reads as "none pending".
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            br#"{"version":1,"generation":3,"next_segment_id":0,"wal_replay_from":2,"segments":[]}"#,
+        )
+        .unwrap();
+        let old = Manifest::load(dir.path()).unwrap();
+        assert!(old.pending_erasures.is_empty());
+        assert_eq!((old.generation, old.wal_replay_from), (3, 2));
+
+        // A pending erasure with a bad project id is corruption, not a silent skip.
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            br#"{"version":1,"generation":3,"next_segment_id":0,"wal_replay_from":2,"segments":[],"pending_erasures":[{"project":"../x","distinct_id":"u"}]}"#,
+        )
+        .unwrap();
         assert!(matches!(
             Manifest::load(dir.path()),
             Err(StoreError::Corrupt { .. })

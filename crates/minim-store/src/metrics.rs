@@ -19,6 +19,11 @@ pub const COMPACTIONS: &str = "minim_store_compactions_total";
 pub const COMPACTION_ERRORS: &str = "minim_store_compaction_errors_total";
 pub const SEGMENTS: &str = "minim_store_segments";
 pub const SEGMENT_BYTES: &str = "minim_store_segment_bytes";
+pub const ERASURES: &str = "minim_store_erasures_total";
+pub const EVENTS_ERASED: &str = "minim_store_events_erased_total";
+pub const RETENTION_RUNS: &str = "minim_store_retention_runs_total";
+pub const EVENTS_EXPIRED: &str = "minim_store_events_expired_total";
+pub const PROPERTIES_EXPIRED: &str = "minim_store_properties_expired_total";
 
 /// Registers help text for every store metric with the installed recorder.
 pub fn describe() {
@@ -54,4 +59,12 @@ pub fn describe() {
     describe_counter!(COMPACTION_ERRORS, "Failed compactions.");
     describe_gauge!(SEGMENTS, "Live segments.");
     describe_gauge!(SEGMENT_BYTES, "Bytes in live segments.");
+    describe_counter!(ERASURES, "User erasures completed.");
+    describe_counter!(EVENTS_ERASED, "Events removed by user erasures.");
+    describe_counter!(RETENTION_RUNS, "Retention policy runs completed.");
+    describe_counter!(EVENTS_EXPIRED, "Events deleted by retention.");
+    describe_counter!(
+        PROPERTIES_EXPIRED,
+        "Property entries removed from kept events by retention."
+    );
 }

@@ -1,11 +1,12 @@
 //! Opening the store: lock the directory, load the manifest, remove garbage, rebuild
-//! the dedupe index, replay the WAL (cutting a torn tail) and start the threads.
+//! the dedupe index, replay the WAL (cutting a torn tail, skipping the events of
+//! pending erasures), start the threads and complete pending erasures.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use minim_core::time::day_of;
 use minim_core::{EventBatch, ProjectId};
@@ -86,13 +87,28 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
             }
         }
     }
+    // Events of a pending erasure are not replayed: the erasure may have been cut short
+    // before its flush, and it completes below.
+    let mut erased: HashMap<&ProjectId, HashSet<&str>> = HashMap::new();
+    for p in &manifest.pending_erasures {
+        erased
+            .entry(&p.project)
+            .or_default()
+            .insert(p.distinct_id.as_str());
+    }
     let now = cfg.clock.now_ms();
     let mut active = Memtable::default();
     let mut replayed = 0usize;
+    let mut skipped = 0usize;
     for b in batches {
         let project: ProjectId = b.project;
+        let erased = erased.get(&project);
         let mut keep = Vec::with_capacity(b.events.len());
         for e in b.events {
+            if erased.is_some_and(|ids| ids.contains(e.distinct_id.as_str())) {
+                skipped += 1;
+                continue;
+            }
             if let Some(id) = &e.insert_id {
                 let h = dedupe.hash(&project, id);
                 if dedupe.contains(&project, h) {
@@ -113,11 +129,15 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
     tracing::info!(
         segments = manifest.segments.len(),
         replayed_events = replayed,
+        erased_events_skipped = skipped,
+        pending_erasures = manifest.pending_erasures.len(),
         wal_files = replay.len(),
         dedupe_keys = dedupe.len(),
         "store opened"
     );
     publish_segment_gauges(&manifest.segments);
+    let pending_erasures = !manifest.pending_erasures.is_empty();
+    drop(erased);
 
     let view = View {
         segments: Arc::new(manifest.segments.clone()),
@@ -128,6 +148,7 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
         view: RwLock::new(view),
         manifest: Mutex::new(manifest),
         compaction_pass: Mutex::new(()),
+        writer: Mutex::new(None),
         queue_depth: AtomicUsize::new(0),
         wal_ok: AtomicBool::new(true),
         flush_ok: AtomicBool::new(true),
@@ -145,6 +166,7 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
         rx,
         flush_tx: Some(flush_tx),
         flush_waiters: Vec::new(),
+        force_rotate: false,
         last_recovery_attempt: None,
     };
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -155,6 +177,7 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
     };
     let s1 = shared.clone();
     let s2 = shared.clone();
+    let writer_tx = tx.clone();
     let threads = vec![
         spawn("minim-wal", Box::new(move || writer.run()))?,
         spawn(
@@ -172,12 +195,22 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
             }),
         )?,
     ];
-    Ok(Store {
+    *shared.writer.lock().unwrap_or_else(PoisonError::into_inner) = Some(writer_tx);
+    let store = Store {
         shared,
         tx,
         threads: Mutex::new(threads),
         _lock: lock,
-    })
+    };
+    if pending_erasures {
+        // Completing before returning means no reader sees the erased events. If it
+        // fails, the compactor retries; replay already left the events out of the
+        // memtable, and the entry stays in the manifest until done.
+        if let Err(e) = crate::erasure::complete_pending(&store.shared) {
+            tracing::warn!(error = %e, "could not complete pending erasures on open; will retry");
+        }
+    }
+    Ok(store)
 }
 
 /// Background work (flush, compaction) runs at a lower CPU priority (nice 10), so that

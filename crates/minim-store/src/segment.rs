@@ -341,12 +341,8 @@ pub fn read_segment(path: &Path, columns: Option<&[&str]>) -> Result<Vec<RecordB
         .collect()
 }
 
-/// Opens a segment as a stream of batches of `batch_rows`, checking its format version.
-pub fn open_segment(
-    path: &Path,
-    columns: Option<&[&str]>,
-    batch_rows: usize,
-) -> Result<ParquetRecordBatchReader> {
+/// Opens a segment for reading, checking its format version.
+fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
@@ -360,22 +356,100 @@ pub fn open_segment(
             reason: format!("unsupported segment version {version:?}"),
         });
     }
+    Ok(builder)
+}
+
+fn project(
+    builder: ParquetRecordBatchReaderBuilder<File>,
+    columns: &[&str],
+) -> ParquetRecordBatchReaderBuilder<File> {
+    let schema = builder.schema().clone();
+    let idx: Vec<usize> = columns
+        .iter()
+        .filter_map(|c| schema.index_of(c).ok())
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), idx);
+    builder.with_projection(mask)
+}
+
+/// Opens a segment as a stream of batches of `batch_rows`, checking its format version.
+pub fn open_segment(
+    path: &Path,
+    columns: Option<&[&str]>,
+    batch_rows: usize,
+) -> Result<ParquetRecordBatchReader> {
+    let builder = open_builder(path)?;
     let builder = match columns {
-        Some(cols) => {
-            let schema = builder.schema().clone();
-            let idx: Vec<usize> = cols
-                .iter()
-                .filter_map(|c| schema.index_of(c).ok())
-                .collect();
-            let mask = ProjectionMask::roots(builder.parquet_schema(), idx);
-            builder.with_projection(mask)
-        }
+        Some(cols) => project(builder, cols),
         None => builder,
     };
     builder
         .with_batch_size(batch_rows)
         .build()
         .map_err(|e| parquet_err(path, e))
+}
+
+/// How many rows of a segment have one `distinct_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DistinctIdCount {
+    pub matching: u64,
+    /// All rows of the file, from its footer.
+    pub rows: u64,
+}
+
+/// Counts the rows of a segment whose `distinct_id` is exactly `id`. Rows are sorted
+/// by `distinct_id`, so the row groups whose min/max statistics exclude `id` (almost
+/// all of them) are skipped without reading; the others' `distinct_id` column is
+/// scanned. Statistics may be truncated, but truncation keeps them valid bounds.
+pub fn count_distinct_id(path: &Path, id: &str) -> Result<DistinctIdCount> {
+    let builder = open_builder(path)?;
+    let meta = builder.metadata().clone();
+    let rows = u64::try_from(meta.file_metadata().num_rows()).unwrap_or(0);
+    let leaf = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|c| c.name() == COL_DISTINCT_ID);
+    let groups: Vec<usize> = (0..meta.num_row_groups())
+        .filter(|&i| {
+            let stats = leaf.and_then(|l| meta.row_group(i).column(l).statistics());
+            let Some(stats) = stats else { return true };
+            let below = stats.min_bytes_opt().is_some_and(|min| id.as_bytes() < min);
+            let above = stats.max_bytes_opt().is_some_and(|max| id.as_bytes() > max);
+            !below && !above
+        })
+        .collect();
+    if groups.is_empty() {
+        return Ok(DistinctIdCount { matching: 0, rows });
+    }
+    let reader = project(builder, &[COL_DISTINCT_ID])
+        .with_row_groups(groups)
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| parquet_err(path, e))?;
+    let mut n = 0u64;
+    for b in reader {
+        let b = b.map_err(|e| parquet_err(path, e))?;
+        let col = string_col(&b, COL_DISTINCT_ID, path)?;
+        n += col.iter().filter(|v| *v == Some(id)).count() as u64;
+    }
+    Ok(DistinctIdCount { matching: n, rows })
+}
+
+/// The `event` column of a batch as plain strings (it is dictionary-encoded in segments
+/// written now, plain in older ones).
+pub fn event_names(batch: &RecordBatch, path: &Path) -> Result<StringArray> {
+    let mistyped = || StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("column {COL_EVENT} missing or mistyped"),
+    };
+    let col = batch.column_by_name(COL_EVENT).ok_or_else(mistyped)?;
+    let plain = arrow::compute::cast(col, &DataType::Utf8).map_err(|_| mistyped())?;
+    plain
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(mistyped)
 }
 
 /// The insert ids stored in a segment (for rebuilding the dedupe index).
@@ -392,20 +466,7 @@ pub fn read_insert_ids(path: &Path) -> Result<Vec<String>> {
 pub fn batch_to_events(batch: &RecordBatch, path: &Path) -> Result<Vec<Event>> {
     let ts = ts_col(batch, COL_TIMESTAMP, path)?;
     let recv = ts_col(batch, COL_RECEIVED_AT, path)?;
-    let name = batch
-        .column_by_name(COL_EVENT)
-        .and_then(|c| arrow::compute::cast(c, &DataType::Utf8).ok())
-        .ok_or_else(|| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("column {COL_EVENT} missing or mistyped"),
-        })?;
-    let name = name
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("column {COL_EVENT} missing or mistyped"),
-        })?;
+    let name = event_names(batch, path)?;
     let did = string_col(batch, COL_DISTINCT_ID, path)?;
     let iid = string_col(batch, COL_INSERT_ID, path)?;
     let props = string_col(batch, COL_PROPERTIES, path)?;
@@ -421,7 +482,11 @@ pub fn batch_to_events(batch: &RecordBatch, path: &Path) -> Result<Vec<Event>> {
         .collect())
 }
 
-fn string_col<'a>(b: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a StringArray> {
+pub(crate) fn string_col<'a>(
+    b: &'a RecordBatch,
+    name: &str,
+    path: &Path,
+) -> Result<&'a StringArray> {
     b.column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<StringArray>())
         .ok_or_else(|| StoreError::Corrupt {
@@ -443,7 +508,7 @@ fn ts_col<'a>(
         })
 }
 
-fn parquet_err(path: impl AsRef<Path>, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn parquet_err(path: impl AsRef<Path>, e: impl std::fmt::Display) -> StoreError {
     StoreError::Parquet {
         path: path.as_ref().to_path_buf(),
         reason: e.to_string(),
@@ -581,6 +646,31 @@ mod tests {
             [("a", 1), ("a", 5), ("b", 2)].map(|(u, t)| ("view".to_owned(), u.to_owned(), t));
         assert_eq!(got, want);
         assert_eq!(batch_to_events(&plain, &old).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn distinct_id_count_prunes_row_groups_without_missing_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.parquet");
+        // Ids longer than the 64-byte statistics truncation share long prefixes.
+        let long = |i: usize| format!("{}{i:03}", "x".repeat(70));
+        let mut users: Vec<String> = (0..20).map(|i| format!("u{i:02}")).collect();
+        users.extend((0..5).map(long));
+        let events: Vec<Event> = (0..200)
+            .map(|i| ev(&users[(i * 7) % users.len()], i as i64))
+            .collect();
+        let p = ProjectId::new("p").unwrap();
+        let batch = events_to_batch(&events).unwrap();
+        write_segment(&path, &p, 0, [Ok(batch)], opts(8, &[])).unwrap();
+        for u in users
+            .iter()
+            .chain([&"absent".to_owned(), &long(999), &"".to_owned()])
+        {
+            let want = events.iter().filter(|e| &e.distinct_id == u).count() as u64;
+            let got = count_distinct_id(&path, u).unwrap();
+            assert_eq!(got.matching, want, "{u}");
+            assert_eq!(got.rows, 200);
+        }
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub(crate) enum Msg {
     Append(Request),
     /// Freeze and flush the memtable; answer when it is in segments.
     Flush(Sender<Result<()>>),
+    /// Like `Flush`, but always rotates the WAL, even with an empty memtable: once
+    /// answered `Ok`, every event acknowledged before the request is in segments and
+    /// every WAL file written before it is deleted (erasure and retention need both).
+    FlushRotate(Sender<Result<()>>),
     /// Drain, flush, stop the flusher; answer with the final flush result.
     Shutdown(Sender<Result<()>>),
 }
@@ -43,6 +47,8 @@ pub(crate) struct Writer {
     pub rx: Receiver<Msg>,
     pub flush_tx: Option<SyncSender<Job>>,
     pub flush_waiters: Vec<Sender<Result<()>>>,
+    /// A waiter asked for a WAL rotation even if the memtable is empty.
+    pub force_rotate: bool,
     pub last_recovery_attempt: Option<Instant>,
 }
 
@@ -75,6 +81,10 @@ impl Writer {
                         appends.push(r);
                     }
                     Msg::Flush(tx) => self.flush_waiters.push(tx),
+                    Msg::FlushRotate(tx) => {
+                        self.flush_waiters.push(tx);
+                        self.force_rotate = true;
+                    }
                     Msg::Shutdown(tx) => shutdown = Some(tx),
                 }
                 if group_bytes < max_group && shutdown.is_none() {
@@ -244,7 +254,7 @@ impl Writer {
         if !due || busy {
             return;
         }
-        if empty {
+        if empty && !self.force_rotate {
             for w in self.flush_waiters.drain(..) {
                 let _ = w.send(Ok(()));
             }
@@ -279,6 +289,7 @@ impl Writer {
         };
         ::metrics::gauge!(m::MEMTABLE_BYTES).set(0.0);
         ::metrics::gauge!(m::MEMTABLE_ROWS).set(0.0);
+        self.force_rotate = false;
         let job = Job {
             mem: frozen,
             wal_replay_from: new_file,
@@ -290,6 +301,7 @@ impl Writer {
     }
 
     fn fail_flush_waiters(&mut self) {
+        self.force_rotate = false;
         for w in self.flush_waiters.drain(..) {
             let _ = w.send(Err(StoreError::Unavailable(
                 "the write-ahead log is not writable".into(),
@@ -308,6 +320,10 @@ impl Writer {
                     late.push(r);
                 }
                 Msg::Flush(tx) | Msg::Shutdown(tx) => self.flush_waiters.push(tx),
+                Msg::FlushRotate(tx) => {
+                    self.flush_waiters.push(tx);
+                    self.force_rotate = true;
+                }
             }
         }
         if !late.is_empty() {
@@ -339,4 +355,20 @@ fn clone_err(e: &StoreError) -> StoreError {
         StoreError::Overloaded => StoreError::Overloaded,
         other => StoreError::Unavailable(other.to_string()),
     }
+}
+
+/// Asks the writer for a [`Msg::FlushRotate`] and waits for the answer (for erasure and
+/// retention, which may run on the compactor thread, hence through `Shared`).
+pub(crate) fn flush_and_rotate(shared: &Shared) -> Result<()> {
+    let tx = shared
+        .writer
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .ok_or(StoreError::ShuttingDown)?;
+    let (done, answer) = std::sync::mpsc::channel();
+    tx.send(Msg::FlushRotate(done))
+        .map_err(|_| StoreError::ShuttingDown)?;
+    drop(tx);
+    answer.recv().map_err(|_| StoreError::ShuttingDown)?
 }

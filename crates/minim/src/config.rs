@@ -10,6 +10,7 @@ use anyhow::bail;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use minim_ingest::IngestLimits;
+use minim_privacy::pipeline::PrivacyConfig;
 use minim_query::engine::EngineConfig;
 use minim_server::ServerConfig;
 use minim_store::StoreConfig;
@@ -25,6 +26,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Query execution limits (`[query]`).
     pub query: EngineConfig,
+    /// The privacy pipeline (`[privacy]`): geo database, trusted proxies, retention runs.
+    pub privacy: PrivacyConfig,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -62,6 +65,7 @@ impl Default for Config {
             ingest: IngestLimits::default(),
             store: StoreConfig::default(),
             query: EngineConfig::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }
@@ -69,7 +73,7 @@ impl Default for Config {
 /// Top-level keys that environment variables may set; other `MINIM_*` variables
 /// (e.g. `MINIM_INGEST_KEY` for the load tool) are not configuration.
 const ENV_KEYS: &[&str] = &[
-    "data_dir", "listen", "logging", "server", "ingest", "store", "query",
+    "data_dir", "listen", "logging", "server", "ingest", "store", "query", "privacy",
 ];
 
 /// Values given on the command line (highest precedence).
@@ -119,6 +123,17 @@ impl Config {
         self.query
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: query.{e}"))?;
+        self.privacy
+            .trusted_proxy_nets()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if let Some(path) = &self.privacy.geoip_path
+            && !path.is_file()
+        {
+            bail!(
+                "invalid configuration: privacy.geoip_path: {} is not a readable file",
+                path.display()
+            );
+        }
         if self.server.ingest_memory_bytes < 2 * 3 * self.ingest.max_body_bytes {
             bail!(
                 "invalid configuration: server.ingest_memory_bytes must be at least 6 x ingest.max_body_bytes \

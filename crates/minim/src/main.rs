@@ -2,6 +2,7 @@
 
 mod config;
 mod load;
+mod privacy_cmd;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -54,6 +55,15 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Read or replace a project's tracking plan.
+    #[command(subcommand)]
+    Plan(privacy_cmd::PlanCmd),
+    /// Data subject requests: export or erase one user's data.
+    #[command(subcommand)]
+    Subject(privacy_cmd::SubjectCmd),
+    /// Retention: delete what the plans say has expired.
+    #[command(subcommand)]
+    Retention(privacy_cmd::RetentionCmd),
     /// Write deterministic synthetic events as NDJSON on stdout.
     Gen(GenArgs),
     /// Replay NDJSON events against a server and report throughput and latency.
@@ -141,6 +151,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { listen } => serve(load_config(listen)?),
         Command::Project(cmd) => project(&load_config(None)?, cmd, json),
         Command::Token(cmd) => token(&load_config(None)?, cmd, json),
+        Command::Plan(cmd) => privacy_cmd::plan(&load_config(None)?, cmd, json),
+        Command::Subject(cmd) => privacy_cmd::subject(&load_config(None)?, cmd, json),
+        Command::Retention(cmd) => privacy_cmd::retention(&load_config(None)?, cmd, json),
         Command::Gen(args) => gen_events(args),
         Command::Load(args) => runtime()?.block_on(load::run(args)),
         Command::Config => {
@@ -196,7 +209,9 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
                 .context("starting the query engine")?,
         ),
         Clock::system(),
-    );
+    )
+    .with_privacy(&cfg.privacy)
+    .map_err(anyhow::Error::msg)?;
     let rt = runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cfg.listen)

@@ -447,3 +447,141 @@ async fn full_disk_refuses_writes_then_recovers_when_space_returns() {
         );
     }
 }
+
+/// Runs `minim ARGS --json` and returns its JSON, asserting success.
+fn run_json(dir: &Path, args: &[&str]) -> Value {
+    let out = minim(dir).args(args).arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privacy_admin_commands_plans_subject_requests_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run_json(dir.path(), &["project", "create", "--name", "dsr"]);
+    let project = created["project_id"].as_str().unwrap().to_owned();
+    let key = created["ingest_key"].as_str().unwrap().to_owned();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        "mode: strict\nevents:\n  view:\n    properties:\n      plan: {type: string, class: public}\nretention_days: 400\n",
+    )
+    .unwrap();
+    let plan_path = plan.to_str().unwrap();
+    let imported = run_json(
+        dir.path(),
+        &["plan", "import", "--project", &project, plan_path],
+    );
+    assert_eq!(imported["mode"], "strict");
+    let exported = run_json(
+        dir.path(),
+        &["plan", "export", "--project", &project, "--format", "json"],
+    );
+    assert_eq!(exported["retention_days"], 400);
+    // A bad plan file is refused naming the field, and the stored plan is unchanged.
+    std::fs::write(&plan, "mode: strict\nretention_days: 0\n").unwrap();
+    let out = minim(dir.path())
+        .args(["plan", "import", "--project", &project, plan_path])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("retention_days"));
+
+    let mut server = start(dir.path());
+    let client = reqwest::Client::new();
+    let now = chrono_like_now();
+    let body = serde_json::json!([
+        {"event": "view", "distinct_id": "dsr-user", "timestamp": now, "properties": {"plan": "pro", "x": 1}},
+        {"event": "view", "distinct_id": "someone-else", "timestamp": now},
+        {"event": "undeclared", "distinct_id": "dsr-user", "timestamp": now}
+    ]);
+    let r: Value = client
+        .post(format!("{}/api/v1/events", server.url))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["accepted"], 2, "{r}");
+    assert_eq!(r["dropped"][0]["reason"], "undeclared_event", "{r}");
+    // Subject requests need the store: refused clearly while the server holds it.
+    let out = minim(dir.path())
+        .args([
+            "subject",
+            "erase",
+            "--project",
+            &project,
+            "--distinct-id",
+            "dsr-user",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("running server"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(terminate(&mut server.child).success());
+
+    let file = dir.path().join("export.json");
+    let file_path = file.to_str().unwrap();
+    let args = [
+        "subject",
+        "export",
+        "--project",
+        &project,
+        "--distinct-id",
+        "dsr-user",
+        "--out",
+        file_path,
+    ];
+    assert_eq!(run_json(dir.path(), &args)["events"], 1);
+    let export: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(export["distinct_id"], "dsr-user");
+    assert_eq!(export["events"][0]["properties"]["plan"], "pro");
+    assert!(
+        export["events"][0]["properties"].get("x").is_none(),
+        "strict plan"
+    );
+    let erased = run_json(
+        dir.path(),
+        &[
+            "subject",
+            "erase",
+            "--project",
+            &project,
+            "--distinct-id",
+            "dsr-user",
+        ],
+    );
+    assert_eq!(erased["events_erased"], 1);
+    assert_eq!(run_json(dir.path(), &args)["events"], 0);
+    let retention = run_json(dir.path(), &["retention", "run"]);
+    assert_eq!(retention["projects"][0]["report"]["events_deleted"], 0);
+    let store = Store::open(StoreConfig {
+        data_dir: dir.path().join("events"),
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    assert_eq!(
+        store.snapshot().rows(),
+        1,
+        "only the other user's event is left"
+    );
+}
+
+/// Now as epoch milliseconds (the ingest API accepts numbers).
+fn chrono_like_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

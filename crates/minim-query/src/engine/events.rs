@@ -55,6 +55,19 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &EventsSpec) -> Result<Event
     Ok(paginate(spec, &refs))
 }
 
+/// Every stored event of one user (as stored: the pseudonym), newest first, at most
+/// `max`: the data subject export.
+pub(crate) async fn of_user(
+    ctx: &SessionContext,
+    distinct_id: &str,
+    max: usize,
+) -> Result<Vec<Event>> {
+    let mut out = Vec::new();
+    let predicate = col(COL_DISTINCT_ID).eq(datafusion::logical_expr::lit(distinct_id));
+    fetch(ctx, predicate, 0, max, &mut out).await?;
+    Ok(out)
+}
+
 /// Appends the events matching `predicate` in page order, skipping `skip`, at most `fetch`.
 async fn fetch(
     ctx: &SessionContext,

@@ -28,7 +28,7 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use minim_core::ProjectId;
+use minim_core::{Event, ProjectId};
 use minim_store::Snapshot;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -58,6 +58,9 @@ pub struct EngineConfig {
     pub timeout_ms: u64,
     /// Rows a SQL query may return.
     pub max_sql_rows: usize,
+    /// Events one data subject export may return (beyond it the export is refused, never
+    /// silently partial).
+    pub max_export_events: usize,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +72,7 @@ impl Default for EngineConfig {
             memory_bytes_per_query: 1 << 30,
             timeout_ms: 30_000,
             max_sql_rows: 10_000,
+            max_export_events: 1_000_000,
         }
     }
 }
@@ -80,6 +84,7 @@ impl EngineConfig {
             ("memory_bytes_per_query", self.memory_bytes_per_query as u64),
             ("timeout_ms", self.timeout_ms),
             ("max_sql_rows", self.max_sql_rows as u64),
+            ("max_export_events", self.max_export_events as u64),
         ];
         for (name, v) in positive {
             if v == 0 {
@@ -206,6 +211,34 @@ impl QueryEngine {
         let config = self.config.clone();
         self.run(
             move |ctx| async move { sql::run(&ctx, &sql, &config).await },
+            snapshot,
+            project,
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// Every stored event of one user (`distinct_id` as stored), newest first: the data
+    /// subject export. Refused (422) beyond the SQL row cap, so an export is never
+    /// silently partial.
+    pub async fn user_events(
+        &self,
+        snapshot: Snapshot,
+        project: ProjectId,
+        distinct_id: String,
+    ) -> Result<Vec<Event>, QueryError> {
+        let config = self.config.clone();
+        let cap = config.max_export_events;
+        self.run(
+            move |ctx| async move {
+                let events = events::of_user(&ctx, &distinct_id, cap.saturating_add(1))
+                    .await
+                    .map_err(|e| QueryError::from_df(e, &config))?;
+                if events.len() > cap {
+                    return Err(QueryError::TooManyRows { limit: cap });
+                }
+                Ok(events)
+            },
             snapshot,
             project,
             Vec::new(),

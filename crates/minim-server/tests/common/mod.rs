@@ -8,6 +8,7 @@ use std::sync::Arc;
 use minim_core::time::Clock;
 use minim_core::{Event, ProjectId};
 use minim_meta::{MetaStore, SqliteMeta};
+use minim_privacy::pipeline::PrivacyConfig;
 use minim_server::{App, ServerConfig};
 use minim_store::{Store, StoreConfig};
 
@@ -37,6 +38,14 @@ impl TestServer {
     }
 
     pub async fn start_full(store_cfg: StoreConfig, server_cfg: ServerConfig) -> Self {
+        Self::start_privacy(store_cfg, server_cfg, PrivacyConfig::default()).await
+    }
+
+    pub async fn start_privacy(
+        store_cfg: StoreConfig,
+        server_cfg: ServerConfig,
+        privacy: PrivacyConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let meta = Arc::new(SqliteMeta::open(&dir.path().join("meta.db")).unwrap());
         let created = meta.create_project("test", 0).unwrap();
@@ -58,7 +67,9 @@ impl TestServer {
                 .unwrap(),
             ),
             Clock::system(),
-        );
+        )
+        .with_privacy(&privacy)
+        .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -119,11 +130,28 @@ impl TestServer {
         p.ingest_key
     }
 
+    /// The stored form of a `distinct_id` in this server's project.
+    pub fn pseudonym(&self, distinct_id: &str) -> String {
+        minim_server::privacy::pseudonym_of(self.meta.as_ref(), &self.project, distinct_id, 0)
+            .unwrap()
+    }
+
     pub fn stored_events(&self) -> Vec<Event> {
         self.store.snapshot().events(&self.project).unwrap()
     }
 
+    /// Stops the server and hands over its data directory (deleted when dropped).
+    pub async fn stop_keeping_dir(mut self) -> tempfile::TempDir {
+        self.shutdown().await;
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
     pub async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

@@ -203,14 +203,18 @@ impl WalWriter {
     }
 }
 
-/// Removes WAL files numbered below `keep_from` (their contents are in segments).
+/// Removes WAL files numbered below `keep_from` (their contents are in segments) and
+/// makes that durable. A file someone else removed meanwhile is not an error.
 pub fn remove_below(dir: &Path, keep_from: u64) -> Result<usize> {
     let mut removed = 0;
     for n in list_files(dir)? {
         if n < keep_from {
             let p = wal_path(dir, n);
-            std::fs::remove_file(&p).map_err(|e| StoreError::io(&p, e))?;
-            removed += 1;
+            match std::fs::remove_file(&p) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(&p, e)),
+            }
         }
     }
     if removed > 0 {
