@@ -263,7 +263,13 @@ impl Worker<'_, '_> {
         now_ms: i64,
     ) -> Result<Option<String>, String> {
         let plan = self.ctx.plan;
-        // The tracking plan decides on the event name as sent.
+        // The event name is a string like any other; scrubbed first, so that nothing
+        // below (suggestions included) sees PII in it. Declared names carry none.
+        match self.scrub_text(&e.event) {
+            Verdict::Keep(Cow::Borrowed(_)) => {}
+            Verdict::Keep(Cow::Owned(s)) => e.event = s,
+            Verdict::DropProperty(r) | Verdict::DropEvent(r) => return Err(r),
+        }
         if !plan.is_declared_event(&e.event) {
             match plan.mode() {
                 Mode::Strict => return Err("undeclared_event".into()),
@@ -311,12 +317,6 @@ impl Worker<'_, '_> {
         props.push('}');
         e.properties = props;
 
-        // The event name is a string like any other.
-        match self.scrub_text(&e.event) {
-            Verdict::Keep(Cow::Borrowed(_)) => {}
-            Verdict::Keep(Cow::Owned(s)) => e.event = s,
-            Verdict::DropProperty(r) | Verdict::DropEvent(r) => return Err(r),
-        }
         if let Some(id) = &e.insert_id {
             self.findings.clear();
             self.p.detectors.scan(id, &mut self.findings);
@@ -927,6 +927,30 @@ mod tests {
         assert_eq!(out.suggestions.len(), 2);
         assert_eq!(out.suggestions[1].property.as_deref(), Some("a"));
         assert_eq!(out.suggestions[1].seen_type, "number");
+    }
+
+    #[test]
+    fn pii_in_event_names_is_scrubbed_before_learn_mode_sees_it() {
+        let project = ProjectId::new("p1").unwrap();
+        let plan = CompiledPlan::new(TrackingPlan::from_json(r#"{"mode": "learn"}"#).unwrap());
+        let secret = Secret::from_bytes(&[3; 32]).unwrap();
+        let ctx = ProjectContext {
+            project: &project,
+            plan: &plan,
+            secret: &secret,
+        };
+        let e = Event {
+            timestamp_ms: 1,
+            event: "mail bob@example.com".into(),
+            distinct_id: "u".into(),
+            insert_id: Some("bob@example.com".into()),
+            properties: "{}".into(),
+            received_at_ms: 1,
+        };
+        let out = Pipeline::new(None, 0).process(&ctx, &ClientContext::default(), vec![e], 0);
+        assert_eq!(out.events[0].event, "mail [redacted:email]");
+        assert_eq!(out.suggestions[0].event, "mail [redacted:email]");
+        assert_eq!(out.events[0].insert_id.as_ref().unwrap().len(), 32);
     }
 
     #[test]
