@@ -249,6 +249,9 @@ enum Verdict<T> {
 #[derive(Default)]
 struct Seen {
     user_agent: Option<String>,
+    /// Enrichment names the client set itself (already scrubbed): kept only where the
+    /// pipeline has nothing of its own (e.g. a server-side SDK forwarding `$browser`).
+    reserved: Vec<(String, String)>,
 }
 
 impl Worker<'_, '_> {
@@ -312,6 +315,17 @@ impl Worker<'_, '_> {
                 if let Some(v) = v {
                     push_str(&mut props, name, v);
                 }
+            }
+        }
+        for (key, raw) in &seen.reserved {
+            let ours = match key.as_str() {
+                GEO_COUNTRY | GEO_REGION | GEO_CITY => geo.is_some(),
+                _ => ua.is_some(),
+            };
+            if ours {
+                self.drop_prop("reserved_name");
+            } else {
+                push_raw(&mut props, key, raw);
             }
         }
         props.push('}');
@@ -405,11 +419,6 @@ impl Worker<'_, '_> {
             self.drop_prop("client_ip");
             return Ok(None);
         }
-        if is_enriched(key) {
-            // Ours to set; a client's value could be anything.
-            self.drop_prop("reserved_name");
-            return Ok(None);
-        }
         if let Some(reason) = self.bad_name(key) {
             self.drop_prop(&reason);
             return Ok(None);
@@ -443,6 +452,10 @@ impl Worker<'_, '_> {
         };
         let referrer = is_referrer_key(key);
         match self.value(&raw, class, referrer)? {
+            Verdict::Keep(v) if is_enriched(key) => {
+                seen.reserved.push((key.to_owned(), v.into_owned()));
+                Ok(None)
+            }
             Verdict::Keep(v) => Ok(Some(v.into_owned())),
             Verdict::DropProperty(reason) => {
                 self.drop_prop(&reason);
@@ -951,6 +964,19 @@ mod tests {
         assert_eq!(out.events[0].event, "mail [redacted:email]");
         assert_eq!(out.suggestions[0].event, "mail [redacted:email]");
         assert_eq!(out.events[0].insert_id.as_ref().unwrap().len(), 32);
+    }
+
+    #[test]
+    fn client_enrichment_names_are_kept_only_where_the_pipeline_has_none() {
+        let (out, _) = run(
+            "{}",
+            r#"{"$browser":"Firefox","$geo_country":"FR","a":1}"#,
+            "u",
+        );
+        assert_eq!(
+            out.events[0].properties,
+            r#"{"a":1,"$browser":"Firefox","$geo_country":"FR"}"#
+        );
     }
 
     #[test]
