@@ -280,7 +280,7 @@ impl<'a> Iterator for Entries<'a> {
 }
 
 /// End (exclusive) of the JSON string starting at `b[start] == '"'`.
-fn skip_string(b: &[u8], start: usize) -> Option<usize> {
+pub fn skip_string(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     loop {
         let off = memchr2(b'"', b'\\', b.get(i..)?)?;
@@ -293,8 +293,9 @@ fn skip_string(b: &[u8], start: usize) -> Option<usize> {
     }
 }
 
-/// End (exclusive) of the compact JSON value starting at `start`.
-fn skip_value(b: &[u8], start: usize) -> Option<usize> {
+/// End (exclusive) of the compact JSON value starting at `start` (`None` when the text
+/// is not well-formed there).
+pub fn skip_value(b: &[u8], start: usize) -> Option<usize> {
     match b.get(start)? {
         b'"' => skip_string(b, start),
         b'{' | b'[' => {
@@ -308,7 +309,7 @@ fn skip_value(b: &[u8], start: usize) -> Option<usize> {
                     }
                     b'{' | b'[' => depth += 1,
                     b'}' | b']' => {
-                        depth -= 1;
+                        depth = depth.checked_sub(1)?;
                         if depth == 0 {
                             return Some(i + 1);
                         }
@@ -329,6 +330,39 @@ fn skip_value(b: &[u8], start: usize) -> Option<usize> {
     }
 }
 
+/// Appends `s` as a JSON string literal, escaping exactly what serde_json escapes.
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // `b` is ASCII, so `i` is a char boundary.
+        out.push_str(&s[start..i]);
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(short);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
 fn memchr2(a: u8, c: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|x| *x == a || *x == c)
 }
@@ -336,6 +370,17 @@ fn memchr2(a: u8, c: u8, hay: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_json_str_matches_serde_json() {
+        let all: String = (0u32..0x80)
+            .filter_map(char::from_u32)
+            .chain(['é', '\u{2028}', '😀'])
+            .collect();
+        let mut out = String::new();
+        push_json_str(&mut out, &all);
+        assert_eq!(out, serde_json::to_string(&all).unwrap());
+    }
 
     #[test]
     fn string_forms() {

@@ -16,6 +16,8 @@ use std::fmt::{self, Write as _};
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use minim_core::props::push_json_str;
+
 use crate::IngestLimits;
 use crate::error::{Violation, codes};
 
@@ -428,39 +430,6 @@ fn push_str_literal(out: &mut String, s: &str, verbatim: bool) {
     }
 }
 
-/// Appends `s` as a JSON string literal, escaping exactly what serde_json escapes.
-pub(crate) fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let short = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        // `b` is ASCII, so `i` is a char boundary.
-        out.push_str(&s[start..i]);
-        if short.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push_str(short);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,17 +524,6 @@ mod tests {
         assert!(canon(&format!("{{{}}}", many.join(",")), &l).is_ok());
         let dup = format!("{{{},\"k998\":0}}", many.join(","));
         assert_eq!(code(&dup, &l), "invalid_property_key");
-    }
-
-    #[test]
-    fn push_json_str_matches_serde_json() {
-        let all: String = (0u32..0x80)
-            .filter_map(char::from_u32)
-            .chain(['é', '\u{2028}', '😀'])
-            .collect();
-        let mut out = String::new();
-        push_json_str(&mut out, &all);
-        assert_eq!(out, serde_json::to_string(&all).unwrap());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
+use minim_core::props::{push_json_str, skip_value};
 use minim_core::{Event, ProjectId};
 use serde::{Deserialize, Serialize};
 
@@ -383,7 +384,7 @@ impl Worker<'_, '_> {
                 return Ok(());
             };
             let vstart = key_end + 1; // past ':'
-            let Some(vend) = json::value_end(b, vstart) else {
+            let Some(vend) = skip_value(b, vstart) else {
                 return Ok(());
             };
             let raw = &text[vstart..vend];
@@ -392,7 +393,7 @@ impl Worker<'_, '_> {
                 if out.len() > 1 {
                     out.push(',');
                 }
-                json::write_string(out, &key);
+                push_json_str(out, &key);
                 out.push(':');
                 out.push_str(&value);
             }
@@ -482,7 +483,7 @@ impl Worker<'_, '_> {
                     Verdict::Keep(Cow::Borrowed(_)) => Verdict::Keep(Cow::Borrowed(raw)),
                     Verdict::Keep(Cow::Owned(new)) => {
                         let mut out = String::with_capacity(new.len() + 2);
-                        json::write_string(&mut out, &new);
+                        push_json_str(&mut out, &new);
                         Verdict::Keep(Cow::Owned(out))
                     }
                     Verdict::DropProperty(r) => Verdict::DropProperty(r),
@@ -493,7 +494,7 @@ impl Worker<'_, '_> {
                 Verdict::Keep(Cow::Borrowed(_)) => Verdict::Keep(Cow::Borrowed(raw)),
                 Verdict::Keep(Cow::Owned(new)) => {
                     let mut out = String::new();
-                    json::write_string(&mut out, &new);
+                    push_json_str(&mut out, &new);
                     Verdict::Keep(Cow::Owned(out))
                 }
                 Verdict::DropProperty(r) => Verdict::DropProperty(r),
@@ -531,7 +532,7 @@ impl Worker<'_, '_> {
                 key = Some(k);
                 vstart = end + 1;
             }
-            let Some(vend) = json::value_end(b, vstart) else {
+            let Some(vend) = skip_value(b, vstart) else {
                 break;
             };
             pos = vend;
@@ -557,7 +558,7 @@ impl Worker<'_, '_> {
                 out.push(',');
             }
             if let Some(k) = &key {
-                json::write_string(&mut out, k);
+                push_json_str(&mut out, k);
                 out.push(':');
             }
             out.push_str(&v);
@@ -731,7 +732,7 @@ fn coerce(raw: &str, ty: PropertyType) -> Option<Cow<'_, str>> {
         | (PropertyType::Array, Kind::Array) => Some(Cow::Borrowed(raw)),
         (PropertyType::String, Kind::Number | Kind::Bool) => {
             let mut out = String::new();
-            json::write_string(&mut out, raw);
+            push_json_str(&mut out, raw);
             Some(Cow::Owned(out))
         }
         (PropertyType::Integer, Kind::Number) => {
@@ -804,16 +805,16 @@ fn push_str(out: &mut String, key: &str, value: &str) {
     if out.len() > 1 {
         out.push(',');
     }
-    json::write_string(out, key);
+    push_json_str(out, key);
     out.push(':');
-    json::write_string(out, value);
+    push_json_str(out, value);
 }
 
 fn push_raw(out: &mut String, key: &str, raw: &str) {
     if out.len() > 1 {
         out.push(',');
     }
-    json::write_string(out, key);
+    push_json_str(out, key);
     out.push(':');
     out.push_str(raw);
 }

@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 
+use minim_core::props::{skip_string, skip_value};
 use serde_json::{Map, Value};
 
 /// Removes a fixed set of top-level properties from properties texts.
@@ -134,54 +135,6 @@ fn entries(text: &str) -> Option<Vec<Span>> {
             Some(b',') => at = value_end + 1,
             Some(b'}') if value_end + 1 == b.len() => return Some(out),
             _ => return None,
-        }
-    }
-}
-
-/// End (exclusive) of the JSON string starting at `b[start] == '"'`.
-fn skip_string(b: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
-    loop {
-        match b.get(i)? {
-            b'"' => return Some(i + 1),
-            b'\\' => i += 2,
-            _ => i += 1,
-        }
-    }
-}
-
-/// End (exclusive) of the compact JSON value starting at `start`.
-fn skip_value(b: &[u8], start: usize) -> Option<usize> {
-    match b.get(start)? {
-        b'"' => skip_string(b, start),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut i = start;
-            loop {
-                match b.get(i)? {
-                    b'"' => {
-                        i = skip_string(b, i)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth = depth.checked_sub(1)?;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-        }
-        _ => {
-            let rest = b.get(start..)?;
-            let len = rest
-                .iter()
-                .position(|c| matches!(c, b',' | b'}' | b']'))
-                .unwrap_or(rest.len());
-            (len > 0).then_some(start + len)
         }
     }
 }
