@@ -4,6 +4,7 @@
 //! implementation (a PostgreSQL one can implement the same trait). Secrets (ingest keys,
 //! API tokens) are generated here, shown once, and stored only as SHA-256 hashes.
 
+mod accounts;
 mod keys;
 mod migrations;
 mod privacy;
@@ -95,13 +96,113 @@ pub struct CreatedToken {
     pub expires_at_ms: i64,
 }
 
-/// What a valid token grants.
+/// A token as stored (never its secret): what it grants and its history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenInfo {
     pub token_id: String,
     pub project: ProjectId,
-    pub role: Role,
+    /// The built-in role, or `None` for a token with only a permission list.
+    pub role: Option<Role>,
     pub expires_at_ms: i64,
+    /// Explicit action names (see `minim-auth`), in addition to (or instead of) the role.
+    pub permissions: Vec<String>,
+    /// Client addresses or CIDR ranges the token may be used from (empty = any).
+    pub ip_allow: Vec<String>,
+    pub name: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at_ms: i64,
+    pub last_used_at_ms: Option<i64>,
+    pub revoked: bool,
+}
+
+/// What a new API token is for. `ttl_ms` is mandatory (no token lives forever).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSpec {
+    pub project: ProjectId,
+    pub role: Option<Role>,
+    pub permissions: Vec<String>,
+    pub ttl_ms: i64,
+    pub ip_allow: Vec<String>,
+    pub name: Option<String>,
+    pub created_by: Option<String>,
+}
+
+/// A person who logs in. `password_hash` is an argon2id PHC string; `mfa_secret` the
+/// TOTP seed (plaintext until the encryption issue encrypts metadata secrets).
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub org_id: String,
+    /// Lowercased.
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub created_at_ms: i64,
+    pub disabled: bool,
+    pub mfa_secret: Option<Vec<u8>>,
+    pub mfa_enabled: bool,
+    pub mfa_last_step: Option<i64>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the email, the hash or the seed.
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("org_id", &self.org_id)
+            .field("mfa_enabled", &self.mfa_enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user's rights on one project (`project: None` = every project of the organization).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub project: Option<ProjectId>,
+    pub role: Option<Role>,
+    /// Explicit action names granted in addition to the role (e.g. `read_personal`).
+    pub permissions: Vec<String>,
+}
+
+/// A login session. Its secret and CSRF token exist only in the client; here are hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Public id, for listing and revoking (not a credential).
+    pub id: String,
+    pub user_id: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub last_seen_ms: i64,
+    /// When the user last proved a second factor in this session.
+    pub mfa_at_ms: Option<i64>,
+    pub csrf_hash: String,
+}
+
+/// A security alert for admins (budget trips, suspensions, lockouts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub id: i64,
+    pub org_id: String,
+    pub project: Option<ProjectId>,
+    pub principal: String,
+    pub kind: String,
+    /// Counts and limits only, never data values.
+    pub detail_json: String,
+    pub at_ms: i64,
+    pub acknowledged: bool,
+}
+
+/// A raw-event export that needs a second admin's approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRequest {
+    pub id: String,
+    pub project: ProjectId,
+    pub requester: String,
+    pub spec_json: String,
+    /// `pending`, `approved`, `rejected` or `downloaded`.
+    pub status: String,
+    pub created_at_ms: i64,
+    pub approver: Option<String>,
+    pub decided_at_ms: Option<i64>,
 }
 
 /// A name the tracking plan does not declare, seen in `learn` mode.
@@ -134,16 +235,100 @@ pub trait MetaStore: Send + Sync {
     fn rotate_ingest_key(&self, project: &ProjectId, now_ms: i64) -> Result<String>;
     /// The project of an active ingest key, if any.
     fn project_for_ingest_key(&self, key: &str) -> Result<Option<ProjectId>>;
+    /// A token with a role and nothing else (the CLI's `token create`).
     fn create_token(
         &self,
         project: &ProjectId,
         role: Role,
         ttl_ms: i64,
         now_ms: i64,
-    ) -> Result<CreatedToken>;
+    ) -> Result<CreatedToken> {
+        self.create_token_with(
+            &TokenSpec {
+                project: project.clone(),
+                role: Some(role),
+                permissions: Vec::new(),
+                ttl_ms,
+                ip_allow: Vec::new(),
+                name: None,
+                created_by: None,
+            },
+            now_ms,
+        )
+    }
+    fn create_token_with(&self, spec: &TokenSpec, now_ms: i64) -> Result<CreatedToken>;
     fn revoke_token(&self, token_id: &str, now_ms: i64) -> Result<bool>;
     /// The grant of a token that exists, is not revoked and has not expired; records use.
     fn verify_token(&self, token: &str, now_ms: i64) -> Result<Option<TokenInfo>>;
+    /// Every token of a project, revoked and expired ones included (never secrets).
+    fn tokens(&self, project: &ProjectId) -> Result<Vec<TokenInfo>>;
+
+    /// Creates a user with an organization-wide membership in `role`.
+    fn create_user(
+        &self,
+        email: &str,
+        password_hash: Option<&str>,
+        role: Role,
+        now_ms: i64,
+    ) -> Result<User>;
+    fn user(&self, id: &str) -> Result<Option<User>>;
+    fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+    fn list_users(&self, org: &str) -> Result<Vec<User>>;
+    fn set_password(&self, user: &str, password_hash: &str) -> Result<()>;
+    /// Sets (or clears) the TOTP seed; `enabled` once the user confirmed a code.
+    fn set_mfa(&self, user: &str, secret: Option<&[u8]>, enabled: bool) -> Result<()>;
+    /// Records a used TOTP step if newer than the last; false on replay.
+    fn use_mfa_step(&self, user: &str, step: i64) -> Result<bool>;
+    /// Replaces the user's recovery codes (hashes).
+    fn set_recovery_codes(&self, user: &str, hashes: &[String]) -> Result<()>;
+    /// Spends a recovery code by hash: true once.
+    fn use_recovery_code(&self, user: &str, hash: &str, now_ms: i64) -> Result<bool>;
+    fn memberships(&self, user: &str) -> Result<Vec<Membership>>;
+    fn set_membership(&self, user: &str, membership: &Membership) -> Result<()>;
+    fn remove_membership(&self, user: &str, project: Option<&ProjectId>) -> Result<bool>;
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_session(
+        &self,
+        user: &str,
+        secret_hash: &str,
+        csrf_hash: &str,
+        mfa_at_ms: Option<i64>,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<Session>;
+    /// The active session with this secret hash (not revoked, expired or idle past `idle_ms`).
+    fn session(&self, secret_hash: &str, idle_ms: i64, now_ms: i64) -> Result<Option<Session>>;
+    fn sessions_of(&self, user: &str, now_ms: i64) -> Result<Vec<Session>>;
+    fn set_session_mfa(&self, session_id: &str, at_ms: i64) -> Result<()>;
+    /// Revokes one of the user's sessions, or all of them; returns how many.
+    fn revoke_sessions(&self, user: &str, session_id: Option<&str>, now_ms: i64) -> Result<usize>;
+
+    /// The organization's settings as JSON (MFA policy, budgets, Cedar policies, webhook).
+    fn org_settings(&self, org: &str) -> Result<Option<String>>;
+    fn set_org_settings(&self, org: &str, json: &str, now_ms: i64) -> Result<()>;
+    fn suspend(&self, principal: &str, org: &str, reason: &str, now_ms: i64) -> Result<()>;
+    /// Lifts a suspension; false when the principal was not suspended.
+    fn restore(&self, principal: &str) -> Result<bool>;
+    fn is_suspended(&self, principal: &str) -> Result<bool>;
+    /// (principal, reason, since) of the organization's suspended principals.
+    fn suspensions(&self, org: &str) -> Result<Vec<(String, String, i64)>>;
+    fn add_alert(&self, alert: &Alert) -> Result<i64>;
+    /// The newest alerts, newest first.
+    fn alerts(&self, org: &str, limit: usize) -> Result<Vec<Alert>>;
+    fn create_export(
+        &self,
+        project: &ProjectId,
+        requester: &str,
+        spec_json: &str,
+        now_ms: i64,
+    ) -> Result<ExportRequest>;
+    fn export_request(&self, id: &str) -> Result<Option<ExportRequest>>;
+    fn export_requests(&self, project: &ProjectId, limit: usize) -> Result<Vec<ExportRequest>>;
+    /// Approves or rejects a pending export (`to`); false if not pending or `who` requested it.
+    fn decide_export(&self, id: &str, to: &str, who: &str, now_ms: i64) -> Result<bool>;
+    /// Moves an export from one status to another (e.g. approved -> downloaded).
+    fn set_export_status(&self, id: &str, from: &str, to: &str) -> Result<bool>;
 
     /// The project's secret for `purpose`, created on first use (random, 32 bytes).
     fn project_secret(&self, project: &ProjectId, purpose: &str, now_ms: i64) -> Result<Vec<u8>>;

@@ -7,18 +7,17 @@ use std::time::Duration;
 use minim_core::ProjectId;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use crate::accounts::{self, DEFAULT_ORG};
 use crate::keys::{KeyKind, generate_id, generate_secret, hash_secret, looks_valid};
 use crate::migrations::MIGRATIONS;
 use crate::{
-    CreatedProject, CreatedToken, DeletionRecord, MetaError, MetaStore, PlanSuggestion, Project,
-    Result, Role, TokenInfo, privacy,
+    Alert, CreatedProject, CreatedToken, DeletionRecord, ExportRequest, Membership, MetaError,
+    MetaStore, PlanSuggestion, Project, Result, Role, Session, TokenInfo, TokenSpec, User, privacy,
 };
 
 pub struct SqliteMeta {
     conn: Mutex<Connection>,
 }
-
-const DEFAULT_ORG: &str = "default";
 
 impl SqliteMeta {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
@@ -86,7 +85,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-fn project_id(s: String) -> rusqlite::Result<ProjectId> {
+pub(crate) fn project_id(s: String) -> rusqlite::Result<ProjectId> {
     ProjectId::new(s).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
@@ -201,32 +200,8 @@ impl MetaStore for SqliteMeta {
             .transpose()
     }
 
-    fn create_token(
-        &self,
-        project: &ProjectId,
-        role: Role,
-        ttl_ms: i64,
-        now_ms: i64,
-    ) -> Result<CreatedToken> {
-        if ttl_ms <= 0 {
-            return Err(MetaError::Invalid("token ttl must be positive".into()));
-        }
-        if self.project(project)?.is_none() {
-            return Err(MetaError::NotFound(format!("project {project}")));
-        }
-        let token = generate_secret(KeyKind::ApiToken);
-        let token_id = generate_id("t_");
-        let expires_at_ms = now_ms.saturating_add(ttl_ms);
-        self.conn().execute(
-            "INSERT INTO api_tokens (id, token_hash, project_id, role, created_at_ms, expires_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![token_id, hash_secret(&token), project.as_str(), role.as_str(), now_ms, expires_at_ms],
-        )?;
-        Ok(CreatedToken {
-            token_id,
-            token,
-            expires_at_ms,
-        })
+    fn create_token_with(&self, spec: &TokenSpec, now_ms: i64) -> Result<CreatedToken> {
+        accounts::create_token(&self.conn(), spec, now_ms)
     }
 
     fn revoke_token(&self, token_id: &str, now_ms: i64) -> Result<bool> {
@@ -238,32 +213,159 @@ impl MetaStore for SqliteMeta {
     }
 
     fn verify_token(&self, token: &str, now_ms: i64) -> Result<Option<TokenInfo>> {
-        if !looks_valid(KeyKind::ApiToken, token) {
-            return Ok(None);
-        }
-        let conn = self.conn();
-        let row: Option<(String, String, String, i64)> = conn
-            .query_row(
-                "SELECT id, project_id, role, expires_at_ms FROM api_tokens
-                 WHERE token_hash = ?1 AND revoked_at_ms IS NULL AND expires_at_ms > ?2",
-                params![hash_secret(token), now_ms],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        let Some((token_id, project, role, expires_at_ms)) = row else {
-            return Ok(None);
-        };
-        conn.execute(
-            "UPDATE api_tokens SET last_used_at_ms = ?2 WHERE id = ?1",
-            params![token_id, now_ms],
-        )?;
-        let project = ProjectId::new(project).map_err(|e| MetaError::Db(e.to_string()))?;
-        Ok(Some(TokenInfo {
-            token_id,
-            project,
-            role: role.parse()?,
-            expires_at_ms,
-        }))
+        accounts::verify_token(&self.conn(), token, now_ms)
+    }
+
+    fn tokens(&self, project: &ProjectId) -> Result<Vec<TokenInfo>> {
+        accounts::tokens(&self.conn(), project)
+    }
+
+    fn create_user(
+        &self,
+        email: &str,
+        password_hash: Option<&str>,
+        role: Role,
+        now_ms: i64,
+    ) -> Result<User> {
+        accounts::create_user(&mut self.conn(), email, password_hash, role, now_ms)
+    }
+
+    fn user(&self, id: &str) -> Result<Option<User>> {
+        accounts::user(&self.conn(), id)
+    }
+
+    fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        accounts::user_by_email(&self.conn(), email)
+    }
+
+    fn list_users(&self, org: &str) -> Result<Vec<User>> {
+        accounts::list_users(&self.conn(), org)
+    }
+
+    fn set_password(&self, user: &str, password_hash: &str) -> Result<()> {
+        accounts::set_password(&self.conn(), user, password_hash)
+    }
+
+    fn set_mfa(&self, user: &str, secret: Option<&[u8]>, enabled: bool) -> Result<()> {
+        accounts::set_mfa(&self.conn(), user, secret, enabled)
+    }
+
+    fn use_mfa_step(&self, user: &str, step: i64) -> Result<bool> {
+        accounts::use_mfa_step(&self.conn(), user, step)
+    }
+
+    fn set_recovery_codes(&self, user: &str, hashes: &[String]) -> Result<()> {
+        accounts::set_recovery_codes(&mut self.conn(), user, hashes)
+    }
+
+    fn use_recovery_code(&self, user: &str, hash: &str, now_ms: i64) -> Result<bool> {
+        accounts::use_recovery_code(&self.conn(), user, hash, now_ms)
+    }
+
+    fn memberships(&self, user: &str) -> Result<Vec<Membership>> {
+        accounts::memberships(&self.conn(), user)
+    }
+
+    fn set_membership(&self, user: &str, membership: &Membership) -> Result<()> {
+        accounts::set_membership(&self.conn(), user, membership)
+    }
+
+    fn remove_membership(&self, user: &str, project: Option<&ProjectId>) -> Result<bool> {
+        accounts::remove_membership(&self.conn(), user, project)
+    }
+
+    fn create_session(
+        &self,
+        user: &str,
+        secret_hash: &str,
+        csrf_hash: &str,
+        mfa_at_ms: Option<i64>,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<Session> {
+        accounts::create_session(
+            &self.conn(),
+            user,
+            secret_hash,
+            csrf_hash,
+            mfa_at_ms,
+            ttl_ms,
+            now_ms,
+        )
+    }
+
+    fn session(&self, secret_hash: &str, idle_ms: i64, now_ms: i64) -> Result<Option<Session>> {
+        accounts::session(&self.conn(), secret_hash, idle_ms, now_ms)
+    }
+
+    fn sessions_of(&self, user: &str, now_ms: i64) -> Result<Vec<Session>> {
+        accounts::sessions_of(&self.conn(), user, now_ms)
+    }
+
+    fn set_session_mfa(&self, session_id: &str, at_ms: i64) -> Result<()> {
+        accounts::set_session_mfa(&self.conn(), session_id, at_ms)
+    }
+
+    fn revoke_sessions(&self, user: &str, session_id: Option<&str>, now_ms: i64) -> Result<usize> {
+        accounts::revoke_sessions(&self.conn(), user, session_id, now_ms)
+    }
+
+    fn org_settings(&self, org: &str) -> Result<Option<String>> {
+        accounts::org_settings(&self.conn(), org)
+    }
+
+    fn set_org_settings(&self, org: &str, json: &str, now_ms: i64) -> Result<()> {
+        accounts::set_org_settings(&self.conn(), org, json, now_ms)
+    }
+
+    fn suspend(&self, principal: &str, org: &str, reason: &str, now_ms: i64) -> Result<()> {
+        accounts::suspend(&self.conn(), principal, org, reason, now_ms)
+    }
+
+    fn restore(&self, principal: &str) -> Result<bool> {
+        accounts::restore(&self.conn(), principal)
+    }
+
+    fn is_suspended(&self, principal: &str) -> Result<bool> {
+        accounts::suspended(&self.conn(), principal)
+    }
+
+    fn suspensions(&self, org: &str) -> Result<Vec<(String, String, i64)>> {
+        accounts::suspensions(&self.conn(), org)
+    }
+
+    fn add_alert(&self, alert: &Alert) -> Result<i64> {
+        accounts::add_alert(&self.conn(), alert)
+    }
+
+    fn alerts(&self, org: &str, limit: usize) -> Result<Vec<Alert>> {
+        accounts::alerts(&self.conn(), org, limit)
+    }
+
+    fn create_export(
+        &self,
+        project: &ProjectId,
+        requester: &str,
+        spec_json: &str,
+        now_ms: i64,
+    ) -> Result<ExportRequest> {
+        accounts::create_export(&self.conn(), project, requester, spec_json, now_ms)
+    }
+
+    fn export_request(&self, id: &str) -> Result<Option<ExportRequest>> {
+        accounts::export(&self.conn(), id)
+    }
+
+    fn export_requests(&self, project: &ProjectId, limit: usize) -> Result<Vec<ExportRequest>> {
+        accounts::exports(&self.conn(), project, limit)
+    }
+
+    fn decide_export(&self, id: &str, to: &str, who: &str, now_ms: i64) -> Result<bool> {
+        accounts::decide_export(&self.conn(), id, "pending", to, who, now_ms)
+    }
+
+    fn set_export_status(&self, id: &str, from: &str, to: &str) -> Result<bool> {
+        accounts::set_export_status(&self.conn(), id, from, to)
     }
 
     fn project_secret(&self, project: &ProjectId, purpose: &str, now_ms: i64) -> Result<Vec<u8>> {
@@ -364,7 +466,7 @@ mod tests {
         let p = m.create_project("x", 0).unwrap().project.id;
         let t = m.create_token(&p, Role::Analyst, 1000, 0).unwrap();
         let info = m.verify_token(&t.token, 500).unwrap().unwrap();
-        assert_eq!((info.role, info.project), (Role::Analyst, p.clone()));
+        assert_eq!((info.role, info.project), (Some(Role::Analyst), p.clone()));
         assert!(m.verify_token(&t.token, 1000).unwrap().is_none(), "expired");
         assert!(m.revoke_token(&t.token_id, 1).unwrap());
         assert!(m.verify_token(&t.token, 2).unwrap().is_none(), "revoked");
@@ -386,7 +488,7 @@ mod tests {
             .create_project("a", 0)
             .unwrap();
         let m = SqliteMeta::open(&path).unwrap();
-        assert_eq!(m.schema_version().unwrap(), 2);
+        assert_eq!(m.schema_version().unwrap(), 3);
         assert_eq!(m.list_projects().unwrap().len(), 1);
     }
 
@@ -447,5 +549,159 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].kind, "erasure", "newest first");
         assert_eq!(m.deletions(&p, 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn accounts_sessions_tokens_and_exports_round_trip() {
+        let m = SqliteMeta::in_memory().unwrap();
+        let p = m.create_project("a", 0).unwrap().project.id;
+        let u = m
+            .create_user(" Ann@Example.COM ", Some("phc"), Role::Analyst, 1)
+            .unwrap();
+        assert_eq!(u.email, "ann@example.com");
+        assert!(
+            m.create_user("ann@example.com", None, Role::Viewer, 2)
+                .is_err(),
+            "unique email"
+        );
+        assert!(
+            m.create_user("not-an-email", None, Role::Viewer, 2)
+                .is_err()
+        );
+        assert_eq!(
+            m.user_by_email("ANN@example.com").unwrap().unwrap().id,
+            u.id
+        );
+        assert_eq!(
+            m.memberships(&u.id).unwrap(),
+            vec![Membership {
+                project: None,
+                role: Some(Role::Analyst),
+                permissions: vec![]
+            }]
+        );
+        m.set_membership(
+            &u.id,
+            &Membership {
+                project: Some(p.clone()),
+                role: None,
+                permissions: vec!["read_personal".into()],
+            },
+        )
+        .unwrap();
+        assert_eq!(m.memberships(&u.id).unwrap().len(), 2);
+        assert!(m.remove_membership(&u.id, Some(&p)).unwrap());
+
+        m.set_mfa(&u.id, Some(b"seed"), true).unwrap();
+        assert!(m.use_mfa_step(&u.id, 10).unwrap());
+        assert!(!m.use_mfa_step(&u.id, 10).unwrap(), "replay");
+        assert!(m.use_mfa_step(&u.id, 11).unwrap());
+        m.set_recovery_codes(&u.id, &["h1".into(), "h2".into()])
+            .unwrap();
+        assert!(m.use_recovery_code(&u.id, "h1", 5).unwrap());
+        assert!(!m.use_recovery_code(&u.id, "h1", 6).unwrap(), "used once");
+
+        let s = m.create_session(&u.id, "sh", "ch", None, 1000, 10).unwrap();
+        assert_eq!(m.session("sh", 100, 50).unwrap().unwrap().id, s.id);
+        assert!(m.session("sh", 100, 200).unwrap().is_none(), "idle");
+        let s2 = m
+            .create_session(&u.id, "sh2", "ch", Some(10), 1000, 300)
+            .unwrap();
+        m.set_session_mfa(&s2.id, 301).unwrap();
+        assert_eq!(
+            m.session("sh2", 100, 302).unwrap().unwrap().mfa_at_ms,
+            Some(301)
+        );
+        assert_eq!(m.revoke_sessions(&u.id, Some(&s2.id), 303).unwrap(), 1);
+        assert!(m.session("sh2", 100, 304).unwrap().is_none(), "revoked");
+
+        let t = m
+            .create_token_with(
+                &TokenSpec {
+                    project: p.clone(),
+                    role: None,
+                    permissions: vec!["query_aggregate".into()],
+                    ttl_ms: 100,
+                    ip_allow: vec!["10.0.0.0/8".into()],
+                    name: Some("ci".into()),
+                    created_by: Some(u.id.clone()),
+                },
+                0,
+            )
+            .unwrap();
+        let info = m.verify_token(&t.token, 5).unwrap().unwrap();
+        assert_eq!(info.role, None);
+        assert_eq!(info.permissions, vec!["query_aggregate".to_owned()]);
+        assert_eq!(info.ip_allow, vec!["10.0.0.0/8".to_owned()]);
+        assert_eq!(m.tokens(&p).unwrap()[0].last_used_at_ms, Some(5));
+        let bad = TokenSpec {
+            role: None,
+            permissions: vec![],
+            ..m.tokens(&p)
+                .map(|_| TokenSpec {
+                    project: p.clone(),
+                    role: None,
+                    permissions: vec![],
+                    ttl_ms: 1,
+                    ip_allow: vec![],
+                    name: None,
+                    created_by: None,
+                })
+                .unwrap()
+        };
+        assert!(
+            m.create_token_with(&bad, 0).is_err(),
+            "role or permissions required"
+        );
+
+        m.suspend("t_x", "default", "budget", 1).unwrap();
+        assert!(m.is_suspended("t_x").unwrap());
+        assert_eq!(m.suspensions("default").unwrap().len(), 1);
+        assert!(m.restore("t_x").unwrap());
+        assert!(!m.is_suspended("t_x").unwrap());
+
+        m.add_alert(&Alert {
+            id: 0,
+            org_id: "default".into(),
+            project: Some(p.clone()),
+            principal: "t_x".into(),
+            kind: "budget_exceeded".into(),
+            detail_json: "{}".into(),
+            at_ms: 1,
+            acknowledged: false,
+        })
+        .unwrap();
+        assert_eq!(m.alerts("default", 10).unwrap()[0].kind, "budget_exceeded");
+
+        let x = m.create_export(&p, &u.id, "{}", 1).unwrap();
+        assert_eq!(x.status, "pending");
+        assert!(
+            !m.decide_export(&x.id, "approved", &u.id, 2).unwrap(),
+            "no self-approval"
+        );
+        assert!(m.decide_export(&x.id, "approved", "u_other", 2).unwrap());
+        assert!(
+            !m.decide_export(&x.id, "rejected", "u_third", 3).unwrap(),
+            "decided once"
+        );
+        assert!(
+            m.set_export_status(&x.id, "approved", "downloaded")
+                .unwrap()
+        );
+        assert_eq!(
+            m.export_request(&x.id)
+                .unwrap()
+                .unwrap()
+                .approver
+                .as_deref(),
+            Some("u_other")
+        );
+        assert_eq!(m.export_requests(&p, 10).unwrap().len(), 1);
+
+        m.set_org_settings("default", "{\"k\":5}", 1).unwrap();
+        assert_eq!(
+            m.org_settings("default").unwrap().as_deref(),
+            Some("{\"k\":5}")
+        );
     }
 }
