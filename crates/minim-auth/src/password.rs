@@ -295,9 +295,27 @@ mod tests {
         let current = hash_password("a fine password").unwrap();
         assert!(!needs_rehash(&current));
         let pw = "a fine password";
-        assert!(needs_rehash(&hash_with(8192, 2, 1, Algorithm::Argon2id, pw)));
-        assert!(needs_rehash(&hash_with(19456, 1, 1, Algorithm::Argon2id, pw)));
-        assert!(needs_rehash(&hash_with(19456, 2, 1, Algorithm::Argon2d, pw)));
+        assert!(needs_rehash(&hash_with(
+            8192,
+            2,
+            1,
+            Algorithm::Argon2id,
+            pw
+        )));
+        assert!(needs_rehash(&hash_with(
+            19456,
+            1,
+            1,
+            Algorithm::Argon2id,
+            pw
+        )));
+        assert!(needs_rehash(&hash_with(
+            19456,
+            2,
+            1,
+            Algorithm::Argon2d,
+            pw
+        )));
         // Stronger than current is fine.
         assert!(!needs_rehash(&hash_with(
             65536,
@@ -321,7 +339,10 @@ mod tests {
         );
         assert_eq!(check_password_policy("twelve chars"), Ok(()));
         // Characters, not bytes: 12 accented letters pass, 11 do not.
-        assert_eq!(check_password_policy(&"é".repeat(11)), Err(PasswordError::TooShort { min_chars: 12 }));
+        assert_eq!(
+            check_password_policy(&"é".repeat(11)),
+            Err(PasswordError::TooShort { min_chars: 12 })
+        );
         assert_eq!(check_password_policy("éèêëàâäôöûüç"), Ok(()));
         let long = "ab".repeat(512);
         assert_eq!(check_password_policy(&long), Ok(()));
@@ -341,7 +362,12 @@ mod tests {
 
     #[test]
     fn policy_common() {
-        for p in ["password1234", "PASSWORD1234", "123456789012", "Qwerty123456"] {
+        for p in [
+            "password1234",
+            "PASSWORD1234",
+            "123456789012",
+            "Qwerty123456",
+        ] {
             let err = check_password_policy(p).unwrap_err();
             assert_eq!(err, PasswordError::Common, "{p}");
             assert!(err.to_string().contains("commonly used"));

@@ -31,7 +31,10 @@ const RECOVERY_GROUP_LEN: usize = 4;
 /// base64url (`A-Z a-z 0-9 - _`). `bytes` is clamped to
 /// [`MIN_TOKEN_BYTES`]..=[`MAX_TOKEN_BYTES`].
 pub fn random_token(prefix: &str, bytes: usize) -> String {
-    debug_assert!(bytes >= MIN_TOKEN_BYTES, "token with fewer than 128 random bits");
+    debug_assert!(
+        bytes >= MIN_TOKEN_BYTES,
+        "token with fewer than 128 random bits"
+    );
     let n = bytes.clamp(MIN_TOKEN_BYTES, MAX_TOKEN_BYTES);
     let mut buf = vec![0u8; n];
     rand::rng().fill_bytes(&mut buf);
@@ -130,7 +133,10 @@ mod tests {
         if !cfg!(debug_assertions) {
             assert_eq!(random_token("", 1).len(), 22);
         }
-        assert_eq!(random_token("", 100_000).len(), BASE64URL_NOPAD.encode_len(256));
+        assert_eq!(
+            random_token("", 100_000).len(),
+            BASE64URL_NOPAD.encode_len(256)
+        );
     }
 
     #[test]

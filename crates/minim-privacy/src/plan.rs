@@ -379,6 +379,23 @@ impl CompiledPlan {
         self.plan.mode
     }
 
+    /// Names declared `personal` or `secret` (globally or for any event), sorted: what a
+    /// reader without `read_personal` must never see the values of.
+    pub fn restricted_properties(&self) -> Vec<String> {
+        let restricted =
+            |s: &PropertySpec| matches!(s.class, Sensitivity::Personal | Sensitivity::Secret);
+        let mut names: Vec<String> = self
+            .global
+            .iter()
+            .chain(self.events.values().flatten())
+            .filter(|(_, s)| restricted(s))
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     pub fn is_declared_event(&self, event: &str) -> bool {
         self.events.contains_key(event)
     }

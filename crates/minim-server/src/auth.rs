@@ -1,4 +1,5 @@
-//! Credentials: bearer extraction and the ingest-key cache in front of the metadata store.
+//! Ingest credentials: bearer extraction and the ingest-key cache in front of the
+//! metadata store. API tokens and sessions are resolved by `access`.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -6,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
 use minim_core::ProjectId;
-use minim_meta::{Role, hash_secret};
+use minim_meta::hash_secret;
 
 use crate::{ApiError, App};
 
@@ -54,26 +55,6 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Resolves an API token (never an ingest key) to what it grants, or `Unauthorized`
-/// without saying why (missing, malformed, unknown, expired or revoked).
-pub(crate) async fn api_token(
-    app: &App,
-    token: Option<&str>,
-) -> Result<minim_meta::TokenInfo, ApiError> {
-    let token = token.ok_or(ApiError::Unauthorized)?;
-    if !minim_meta::looks_valid(minim_meta::KeyKind::ApiToken, token) {
-        return Err(ApiError::Unauthorized);
-    }
-    let meta = app.inner.meta.clone();
-    let token = token.to_owned();
-    let now = app.inner.clock.now_ms();
-    tokio::task::spawn_blocking(move || meta.verify_token(&token, now))
-        .await
-        .map_err(|e| ApiError::Internal(format!("token lookup task failed: {e}")))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .ok_or(ApiError::Unauthorized)
-}
-
 /// Resolves an ingest key to its project, or `Unauthorized` without saying why.
 pub(crate) async fn ingest_project(app: &App, key: Option<&str>) -> Result<ProjectId, ApiError> {
     let key = key.ok_or(ApiError::Unauthorized)?;
@@ -92,49 +73,5 @@ pub(crate) async fn ingest_project(app: &App, key: Option<&str>) -> Result<Proje
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let project = found.ok_or(ApiError::Unauthorized)?;
     app.inner.keys.put(hash, project.clone());
-    Ok(project)
-}
-
-/// What a request does, for the role check. Until the authorization issue replaces this
-/// with policies, roles map to it as follows: `viewer` reads aggregates; `analyst` also
-/// raw events, SQL and the privacy configuration; `admin` also changes that
-/// configuration and runs data subject requests; `auditor` none of these.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Access {
-    Aggregates,
-    RawEvents,
-    Sql,
-    /// Tracking plan, suggestions, privacy counters, deletion log.
-    ReadPrivacyConfig,
-    /// Replace the plan, run retention now.
-    ManageProject,
-    /// Export or erase one user's data.
-    DataSubject,
-}
-
-fn allowed(role: Role, access: Access) -> bool {
-    match role {
-        Role::Viewer => matches!(access, Access::Aggregates),
-        Role::Analyst => !matches!(access, Access::ManageProject | Access::DataSubject),
-        Role::Admin => true,
-        Role::Auditor => false,
-    }
-}
-
-/// Authenticates the token and checks it may act on `project_id` this way.
-pub(crate) async fn authorize(
-    app: &App,
-    headers: &HeaderMap,
-    project_id: &str,
-    access: Access,
-) -> Result<ProjectId, ApiError> {
-    let token = api_token(app, bearer(headers)).await?;
-    let project = ProjectId::new(project_id).map_err(|_| ApiError::NotFound)?;
-    if token.project != project {
-        return Err(ApiError::Forbidden("this token is not for this project"));
-    }
-    if !allowed(token.role, access) {
-        return Err(ApiError::Forbidden("this token's role may not do this"));
-    }
     Ok(project)
 }

@@ -44,6 +44,26 @@ pub enum ApiError {
     /// Cannot write durably right now; retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Authenticated but refused, with a specific code (`forbidden`, `step_up_required`,
+    /// `mfa_enrollment_required`, `principal_suspended`, `csrf_failed`, ...).
+    #[error("{code}: {message}")]
+    Denied { code: &'static str, message: String },
+    /// A read budget would be crossed; nothing was returned.
+    #[error("read budget exceeded: {0}")]
+    BudgetExceeded(String),
+    /// Too many attempts (login lockout); retry after the given seconds.
+    #[error("{code}: {message}")]
+    TooManyAttempts {
+        code: &'static str,
+        message: String,
+        retry_after_s: u64,
+    },
+    /// The request conflicts with the current state (e.g. an export already decided).
+    #[error("{code}: {message}")]
+    Conflict { code: &'static str, message: String },
+    /// The audit record of the request could not be written, so it is refused.
+    #[error("audit log unavailable")]
+    AuditUnavailable,
     /// A bug or an unexpected failure; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -104,6 +124,23 @@ impl ApiError {
                 "unavailable",
                 "server cannot store data durably right now; retry later".into(),
             ),
+            ApiError::Denied { code, message } => (StatusCode::FORBIDDEN, code, message.clone()),
+            ApiError::BudgetExceeded(what) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "budget_exceeded",
+                format!(
+                    "read budget exceeded ({what}); nothing was returned and admins were alerted"
+                ),
+            ),
+            ApiError::TooManyAttempts { code, message, .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, code, message.clone())
+            }
+            ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
+            ApiError::AuditUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                "the audit log cannot be written, so the request was refused; retry later".into(),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -112,6 +149,10 @@ impl ApiError {
         }
     }
 }
+
+/// The error code of an error response, for the audit record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ErrorCode(pub &'static str);
 
 /// Status, code and message of a query failure: the client's fault is 4xx, a limit
 /// that a retry may pass (busy, timeout) is 503, a bug is 500 without details.
@@ -213,6 +254,11 @@ impl IntoResponse for ApiError {
                 HeaderValue::from(ApiError::RETRY_AFTER_S),
             );
         }
+        if let ApiError::TooManyAttempts { retry_after_s, .. } = &self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+        }
+        resp.extensions_mut().insert(ErrorCode(code));
         resp
     }
 }

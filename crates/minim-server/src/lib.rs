@@ -6,6 +6,10 @@
 //! Entry point: [`serve`] with an [`App`], a bound listener and a shutdown future (the
 //! binary passes SIGTERM/SIGINT; tests pass a oneshot and port 0).
 
+mod access;
+mod accounts_api;
+mod admin_api;
+pub mod audit;
 mod auth;
 mod config;
 mod error;
@@ -15,7 +19,9 @@ pub mod privacy;
 mod privacy_api;
 mod query;
 mod routes;
+mod suppress;
 pub mod telemetry;
+mod webhook;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,7 +35,9 @@ use minim_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub use config::ServerConfig;
+pub use admin_api::parse_ttl_ms;
+pub use audit::{Audit, open_audit};
+pub use config::{SecurityConfig, ServerConfig};
 pub use error::ApiError;
 
 /// Everything a request handler may use. Cheap to clone.
@@ -53,6 +61,16 @@ struct AppInner {
     /// How often the retention job runs (0 = never).
     retention_interval_ms: u64,
     clock: Clock,
+    security: SecurityConfig,
+    /// The audit log: every read of event data and every change leaves a record here.
+    audit: Audit,
+    /// Cedar policies: the one authorization decision.
+    authorizer: minim_auth::policy::Authorizer,
+    /// Read budgets per principal (in memory; suspensions persist in the metadata store).
+    budgets: minim_auth::budget::Budgets,
+    /// Failed logins per account and address.
+    logins: minim_auth::limiter::LoginLimiter,
+    orgs: access::OrgCache,
 }
 
 impl App {
@@ -63,6 +81,7 @@ impl App {
         meta: Arc<dyn MetaStore>,
         engine: Arc<QueryEngine>,
         clock: Clock,
+        audit: Audit,
     ) -> Self {
         let kib = (cfg.ingest_memory_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
         let keys = auth::KeyCache::new(cfg.key_cache_ttl_ms);
@@ -81,8 +100,28 @@ impl App {
                 retention_interval_ms: PrivacyConfig::default().retention_interval_ms,
                 engine,
                 clock,
+                security: SecurityConfig::default(),
+                audit,
+                authorizer: minim_auth::policy::Authorizer::new(),
+                budgets: minim_auth::budget::Budgets::new(),
+                logins: minim_auth::limiter::LoginLimiter::new(Default::default()),
+                orgs: access::OrgCache::new(),
             }),
         }
+    }
+
+    /// Applies the `[security]` config (sessions, group sizes, exports, webhook). Call
+    /// right after [`App::new`].
+    pub fn with_security(mut self, cfg: &SecurityConfig) -> Result<Self, String> {
+        cfg.validate()?;
+        let inner = Arc::get_mut(&mut self.inner)
+            .ok_or_else(|| "with_security must be called before the app is shared".to_owned())?;
+        inner.security = cfg.clone();
+        Ok(self)
+    }
+
+    pub fn audit(&self) -> &Audit {
+        &self.inner.audit
     }
 
     /// Applies the `[privacy]` config (geo database, trusted proxies, retention
@@ -131,6 +170,9 @@ pub async fn serve(
         let inner = &final_app.inner;
         if let Err(e) = inner.privacy.flush_counters(inner.meta.as_ref()) {
             tracing::warn!(error = %e, "could not save the privacy counters");
+        }
+        if let Err(e) = inner.audit.log.checkpoint() {
+            tracing::warn!(error = %e, "could not sign the final audit checkpoint");
         }
     })
     .await;

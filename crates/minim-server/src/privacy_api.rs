@@ -5,17 +5,18 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use minim_core::ProjectId;
 use minim_privacy::plan::TrackingPlan;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{Access, authorize};
+use crate::access::{Req, Target, gate};
 use crate::privacy::{self as p, PrivacyError, SubjectError};
 use crate::query::body_text;
 use crate::{ApiError, App};
+use minim_auth::Action;
 
 impl From<PrivacyError> for ApiError {
     fn from(e: PrivacyError) -> Self {
@@ -46,9 +47,11 @@ async fn blocking<T: Send + 'static>(
 pub(crate) async fn get_plan(
     State(app): State<App>,
     Path(project_id): Path<String>,
-    headers: HeaderMap,
+    req: Req,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&app, &headers, &project_id, Access::ReadPrivacyConfig).await?;
+    let project = gate(&app, &req, Action::ReadConfig, Target::Project(&project_id))
+        .await?
+        .project()?;
     let meta = app.inner.meta.clone();
     let plan = blocking(move || Ok(p::load_plan(meta.as_ref(), &project)?)).await?;
     Ok(Json(plan).into_response())
@@ -57,10 +60,17 @@ pub(crate) async fn get_plan(
 pub(crate) async fn put_plan(
     State(app): State<App>,
     Path(project_id): Path<String>,
-    headers: HeaderMap,
+    req: Req,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&app, &headers, &project_id, Access::ManageProject).await?;
+    let project = gate(
+        &app,
+        &req,
+        Action::ManageProject,
+        Target::Project(&project_id),
+    )
+    .await?
+    .project()?;
     let text = body_text(body)?;
     let plan = TrackingPlan::from_json(&text).map_err(|e| ApiError::BadRequest {
         code: "invalid_plan",
@@ -84,9 +94,11 @@ pub(crate) async fn put_plan(
 pub(crate) async fn get_suggestions(
     State(app): State<App>,
     Path(project_id): Path<String>,
-    headers: HeaderMap,
+    req: Req,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&app, &headers, &project_id, Access::ReadPrivacyConfig).await?;
+    let project = gate(&app, &req, Action::ReadConfig, Target::Project(&project_id))
+        .await?
+        .project()?;
     let meta = app.inner.meta.clone();
     let items = blocking(move || {
         Ok(meta
@@ -107,9 +119,16 @@ pub(crate) async fn get_suggestions(
 pub(crate) async fn clear_suggestions(
     State(app): State<App>,
     Path(project_id): Path<String>,
-    headers: HeaderMap,
+    req: Req,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&app, &headers, &project_id, Access::ManageProject).await?;
+    let project = gate(
+        &app,
+        &req,
+        Action::ManageProject,
+        Target::Project(&project_id),
+    )
+    .await?
+    .project()?;
     let meta = app.inner.meta.clone();
     blocking(move || {
         Ok(meta
@@ -123,9 +142,11 @@ pub(crate) async fn clear_suggestions(
 pub(crate) async fn stats(
     State(app): State<App>,
     Path(project_id): Path<String>,
-    headers: HeaderMap,
+    req: Req,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&app, &headers, &project_id, Access::ReadPrivacyConfig).await?;
+    let project = gate(&app, &req, Action::ReadConfig, Target::Project(&project_id))
+        .await?
+        .project()?;
     let a = app.clone();
     let stats =
         blocking(move || Ok(a.inner.privacy.stats(a.inner.meta.as_ref(), &project)?)).await?;
@@ -135,9 +156,11 @@ pub(crate) async fn stats(
 pub(crate) async fn deletions(
     State(app): State<App>,
     Path(project_id): Path<String>,
-    headers: HeaderMap,
+    req: Req,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&app, &headers, &project_id, Access::ReadPrivacyConfig).await?;
+    let project = gate(&app, &req, Action::ReadConfig, Target::Project(&project_id))
+        .await?
+        .project()?;
     let meta = app.inner.meta.clone();
     let rows =
         blocking(move || Ok(meta.deletions(&project, 1000).map_err(PrivacyError::from)?)).await?;
@@ -155,9 +178,16 @@ pub(crate) async fn deletions(
 pub(crate) async fn run_retention(
     State(app): State<App>,
     Path(project_id): Path<String>,
-    headers: HeaderMap,
+    req: Req,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&app, &headers, &project_id, Access::ManageProject).await?;
+    let project = gate(
+        &app,
+        &req,
+        Action::ManageProject,
+        Target::Project(&project_id),
+    )
+    .await?
+    .project()?;
     let a = app.clone();
     let now = app.inner.clock.now_ms();
     let report = blocking(move || {
@@ -201,10 +231,17 @@ fn subject(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
 pub(crate) async fn erase(
     State(app): State<App>,
     Path(project_id): Path<String>,
-    headers: HeaderMap,
+    req: Req,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&app, &headers, &project_id, Access::DataSubject).await?;
+    let project = gate(
+        &app,
+        &req,
+        Action::ManageProject,
+        Target::Project(&project_id),
+    )
+    .await?
+    .project()?;
     let id = subject(body)?;
     let a = app.clone();
     let now = app.inner.clock.now_ms();
@@ -224,10 +261,18 @@ pub(crate) async fn erase(
 pub(crate) async fn export(
     State(app): State<App>,
     Path(project_id): Path<String>,
-    headers: HeaderMap,
+    req: Req,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let project: ProjectId = authorize(&app, &headers, &project_id, Access::DataSubject).await?;
+    // A subject export reveals one person's data in the clear: it needs read_personal.
+    let granted = gate(&app, &req, Action::Export, Target::Project(&project_id)).await?;
+    if !granted.read_personal {
+        return Err(ApiError::Denied {
+            code: "read_personal_required",
+            message: "exporting a data subject's events needs the read_personal permission".into(),
+        });
+    }
+    let project: ProjectId = granted.project()?;
     let id = subject(body)?;
     let export = p::export_subject(
         &app.inner.store,

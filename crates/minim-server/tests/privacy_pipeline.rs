@@ -369,7 +369,8 @@ async fn bots_are_dropped_and_strict_plans_keep_only_what_they_declare() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookieless_visitors_and_subject_export_and_erasure() {
     let server = start().await;
-    let admin = server.token(Role::Admin);
+    // Exporting a data subject's events needs read_personal (an explicit grant).
+    let admin = server.token_with(Role::Admin, &["read_personal"]);
     // Cookieless: same IP and UA on one day = one visitor; another UA = another.
     let anon = |n: &str| json!({"event": n, "timestamp": "2026-01-05T10:00:00Z"});
     ingest(&server, &[anon("a"), anon("b")], UA).await;
@@ -414,7 +415,18 @@ async fn cookieless_visitors_and_subject_export_and_erasure() {
     assert_eq!(export["pseudonym"], server.pseudonym("erase-me-7"));
     assert_eq!(export["events"][0]["event"], "buy");
 
-    // Analysts may not run subject requests.
+    // Analysts may not run subject requests; an admin without read_personal may not
+    // export one.
+    let plain_admin = server.token(Role::Admin);
+    let r = server
+        .client
+        .post(url("subjects/export"))
+        .bearer_auth(&plain_admin)
+        .json(&json!({"distinct_id": "erase-me-7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let analyst = server.token(Role::Analyst);
     let r = server
         .client

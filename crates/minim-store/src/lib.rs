@@ -48,6 +48,7 @@ pub use erasure::ErasureReport;
 pub use error::{Result, StoreError};
 pub use manifest::{PendingErasure, SegmentFile, SegmentMeta};
 pub use memtable::{Memtable, PartitionKey};
+pub use props_edit::PropRemover;
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use snapshot::Snapshot;
 

@@ -1,5 +1,5 @@
-//! Editing canonical `properties` text: removing top-level entries by name while every
-//! other entry stays byte-identical and in order.
+//! Editing canonical `properties` text: removing top-level entries by name, or replacing
+//! their values, while every other entry stays byte-identical and in order.
 //!
 //! Ingest stores canonical compact JSON objects (see `minim_core::props`), which
 //! [`entries`] walks key by key, skipping values without parsing them. It mirrors
@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 /// Removes a fixed set of top-level properties from properties texts.
 #[derive(Debug, Clone)]
-pub(crate) struct PropRemover {
+pub struct PropRemover {
     names: Vec<String>,
 }
 
@@ -85,6 +85,49 @@ impl PropRemover {
         }
         out.push('}');
         Some((out, dropped))
+    }
+
+    /// `text` with the value of each named top-level entry replaced by `replacement`
+    /// (JSON text, e.g. `"\"[redacted]\""`), every other byte unchanged, and how many were
+    /// replaced; `None` when none is present. Used to hide `personal` values from readers
+    /// without the right to see them.
+    pub fn replace(&self, text: &str, replacement: &str) -> Option<(String, usize)> {
+        if self.names.is_empty() {
+            return None;
+        }
+        let Some(spans) = entries(text) else {
+            let mut map: Map<String, Value> = serde_json::from_str(text).ok()?;
+            let value: Value = serde_json::from_str(replacement).ok()?;
+            let mut n = 0;
+            for name in &self.names {
+                if let Some(v) = map.get_mut(name.as_str()) {
+                    *v = value.clone();
+                    n += 1;
+                }
+            }
+            if n == 0 {
+                return None;
+            }
+            return Some((serde_json::to_string(&map).ok()?, n));
+        };
+        let mut out = String::with_capacity(text.len());
+        let mut n = 0;
+        out.push('{');
+        for s in &spans {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            if self.matches(&text[s.key.clone()]) {
+                out.push_str(&text[s.key.clone()]);
+                out.push(':');
+                out.push_str(replacement);
+                n += 1;
+            } else {
+                out.push_str(&text[s.key.start..s.value_end]);
+            }
+        }
+        out.push('}');
+        (n > 0).then_some((out, n))
     }
 
     /// Fallback for non-canonical text: the parsed object without the names, when any
@@ -164,6 +207,23 @@ mod tests {
         assert!(remover(&["zz"]).remove(text).is_none());
         assert!(remover(&["a"]).remove("{}").is_none());
         assert!(remover(&[]).remove(text).is_none());
+    }
+
+    #[test]
+    fn replaces_values_keeping_the_others_byte_identical() {
+        let text = r#"{"a":1.50,"email":"x@y.z","o":{"email":"q"},"n":null}"#;
+        let r = remover(&["email", "n"]);
+        let (out, n) = r.replace(text, r#""[redacted]""#).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(
+            out,
+            r#"{"a":1.50,"email":"[redacted]","o":{"email":"q"},"n":"[redacted]"}"#
+        );
+        assert!(remover(&["zz"]).replace(text, "null").is_none());
+        let (out, n) = remover(&["s"])
+            .replace(r#"{"s" : 1, "t": 2}"#, "null")
+            .unwrap();
+        assert_eq!((out.as_str(), n), (r#"{"s":null,"t":2}"#, 1));
     }
 
     #[test]

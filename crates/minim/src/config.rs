@@ -12,7 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use minim_ingest::IngestLimits;
 use minim_privacy::pipeline::PrivacyConfig;
 use minim_query::engine::EngineConfig;
-use minim_server::ServerConfig;
+use minim_server::{SecurityConfig, ServerConfig};
 use minim_store::StoreConfig;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -28,6 +28,8 @@ pub struct Config {
     pub query: EngineConfig,
     /// The privacy pipeline (`[privacy]`): geo database, trusted proxies, retention runs.
     pub privacy: PrivacyConfig,
+    /// Sessions, group sizes, exports, alert webhook and the audit log (`[security]`).
+    pub security: SecurityConfig,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -66,6 +68,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             query: EngineConfig::default(),
             privacy: PrivacyConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -73,7 +76,7 @@ impl Default for Config {
 /// Top-level keys that environment variables may set; other `MINIM_*` variables
 /// (e.g. `MINIM_INGEST_KEY` for the load tool) are not configuration.
 const ENV_KEYS: &[&str] = &[
-    "data_dir", "listen", "logging", "server", "ingest", "store", "query", "privacy",
+    "data_dir", "listen", "logging", "server", "ingest", "store", "query", "privacy", "security",
 ];
 
 /// Values given on the command line (highest precedence).
@@ -123,6 +126,10 @@ impl Config {
         self.query
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: query.{e}"))?;
+        self.security
+            .validate()
+            .and_then(|()| self.security.signing_key_path(&self.data_dir).map(|_| ()))
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         self.privacy
             .trusted_proxy_nets()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;

@@ -1,5 +1,6 @@
 //! The `minim` binary: command-line interface, configuration loading and wiring.
 
+mod access_cmd;
 mod config;
 mod load;
 mod privacy_cmd;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use minim_auth::Action;
 use minim_core::ProjectId;
 use minim_core::time::Clock;
 use minim_meta::{MetaStore, Role, SqliteMeta};
@@ -64,6 +66,15 @@ enum Command {
     /// Retention: delete what the plans say has expired.
     #[command(subcommand)]
     Retention(privacy_cmd::RetentionCmd),
+    /// Manage users (people who log in).
+    #[command(subcommand)]
+    User(access_cmd::UserCmd),
+    /// Verify or read the audit log.
+    #[command(subcommand)]
+    Audit(access_cmd::AuditCmd),
+    /// Suspended principals: list, restore.
+    #[command(subcommand)]
+    Principal(access_cmd::PrincipalCmd),
     /// Write deterministic synthetic events as NDJSON on stdout.
     Gen(GenArgs),
     /// Replay NDJSON events against a server and report throughput and latency.
@@ -149,11 +160,93 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Serve { listen } => serve(load_config(listen)?),
-        Command::Project(cmd) => project(&load_config(None)?, cmd, json),
-        Command::Token(cmd) => token(&load_config(None)?, cmd, json),
-        Command::Plan(cmd) => privacy_cmd::plan(&load_config(None)?, cmd, json),
-        Command::Subject(cmd) => privacy_cmd::subject(&load_config(None)?, cmd, json),
-        Command::Retention(cmd) => privacy_cmd::retention(&load_config(None)?, cmd, json),
+        Command::Project(cmd) => {
+            let cfg = load_config(None)?;
+            let intent = match &cmd {
+                ProjectCmd::Create { .. } => intent("project_create", Action::ManageProject, None),
+                ProjectCmd::List => intent("project_list", Action::ReadConfig, None),
+                ProjectCmd::RotateKey { project } => {
+                    intent("ingest_key_rotate", Action::ManageProject, Some(project))
+                }
+            };
+            access_cmd::audited(&cfg, intent, || project(&cfg, cmd, json))
+        }
+        Command::Token(cmd) => {
+            let cfg = load_config(None)?;
+            let intent = match &cmd {
+                TokenCmd::Create { project, .. } => {
+                    intent("token_create", Action::ManageTokens, Some(project))
+                }
+                TokenCmd::Revoke { .. } => intent("token_revoke", Action::ManageTokens, None),
+            };
+            access_cmd::audited(&cfg, intent, || token(&cfg, cmd, json))
+        }
+        Command::Plan(cmd) => {
+            use privacy_cmd::PlanCmd as P;
+            let cfg = load_config(None)?;
+            let intent = match &cmd {
+                P::Export { project, .. } => {
+                    intent("plan_export", Action::ReadConfig, Some(project))
+                }
+                P::Import { project, .. } => {
+                    intent("plan_import", Action::ManageProject, Some(project))
+                }
+                P::Suggestions { project } => {
+                    intent("plan_suggestions", Action::ReadConfig, Some(project))
+                }
+            };
+            access_cmd::audited(&cfg, intent, || privacy_cmd::plan(&cfg, cmd, json))
+        }
+        Command::Subject(cmd) => {
+            use privacy_cmd::SubjectCmd as S;
+            let cfg = load_config(None)?;
+            // The operator already holds the data directory: a subject export is an
+            // `export` here (it is the data subject's access request), audited as such.
+            let intent = match &cmd {
+                S::Export { project, .. } => {
+                    intent("subject_export", Action::Export, Some(project))
+                }
+                S::Erase { project, .. } => {
+                    intent("subject_erase", Action::ManageProject, Some(project))
+                }
+            };
+            access_cmd::audited(&cfg, intent, || privacy_cmd::subject(&cfg, cmd, json))
+        }
+        Command::Retention(cmd) => {
+            let cfg = load_config(None)?;
+            let intent = intent("retention_run", Action::ManageProject, None);
+            access_cmd::audited(&cfg, intent, || privacy_cmd::retention(&cfg, cmd, json))
+        }
+        Command::User(cmd) => {
+            let cfg = load_config(None)?;
+            let intent = match &cmd {
+                access_cmd::UserCmd::Create { .. } => {
+                    intent("member_create", Action::ManageMembers, None)
+                }
+                access_cmd::UserCmd::Grant { .. } => {
+                    intent("member_grant", Action::ManageMembers, None)
+                }
+                access_cmd::UserCmd::List => intent("member_list", Action::ManageMembers, None),
+            };
+            access_cmd::audited(&cfg, intent, || access_cmd::user(&cfg, cmd, json))
+        }
+        Command::Principal(cmd) => {
+            let cfg = load_config(None)?;
+            let name = match &cmd {
+                access_cmd::PrincipalCmd::Restore { .. } => "principal_restore",
+                access_cmd::PrincipalCmd::Suspended => "principal_list",
+            };
+            let intent = intent(name, Action::ManageMembers, None);
+            access_cmd::audited(&cfg, intent, || access_cmd::principal(&cfg, cmd, json))
+        }
+        Command::Audit(cmd) => {
+            let cfg = load_config(None)?;
+            if !access_cmd::audit(&cfg, cmd, json)? {
+                // `ok: false` is printed; the exit status says it too.
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Gen(args) => gen_events(args),
         Command::Load(args) => runtime()?.block_on(load::run(args)),
         Command::Config => {
@@ -164,6 +257,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+fn intent(name: &'static str, action: Action, project: Option<&String>) -> access_cmd::Intent {
+    access_cmd::Intent {
+        action,
+        project: project.cloned(),
+        name,
     }
 }
 
@@ -196,6 +297,13 @@ fn open_meta(cfg: &Config) -> anyhow::Result<SqliteMeta> {
         .with_context(|| format!("opening {}", cfg.meta_path().display()))
 }
 
+/// The audit log of the data directory (the server and admin commands share its chain).
+pub(crate) fn open_audit(cfg: &Config) -> anyhow::Result<minim_server::Audit> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    minim_server::open_audit(&cfg.data_dir, &cfg.security).map_err(anyhow::Error::msg)
+}
+
 fn serve(cfg: Config) -> anyhow::Result<()> {
     let meta: Arc<dyn MetaStore> = Arc::new(open_meta(&cfg)?);
     let store = minim_store::Store::open(cfg.store_config()).context("opening the event store")?;
@@ -209,8 +317,11 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
                 .context("starting the query engine")?,
         ),
         Clock::system(),
+        open_audit(&cfg)?,
     )
     .with_privacy(&cfg.privacy)
+    .map_err(anyhow::Error::msg)?
+    .with_security(&cfg.security)
     .map_err(anyhow::Error::msg)?;
     let rt = runtime()?;
     rt.block_on(async move {
@@ -327,25 +438,8 @@ fn token(cfg: &Config, cmd: TokenCmd, json: bool) -> anyhow::Result<()> {
     }
 }
 
-/// Parses `30d`, `12h`, `90m`, `3600s` into milliseconds (1 s to 365 d).
 fn parse_ttl_ms(s: &str) -> anyhow::Result<i64> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .with_context(|| format!("invalid --ttl {s:?}: expected e.g. 30d, 12h, 90m"))?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => bail!("invalid --ttl {s:?}: unit must be s, m, h or d"),
-    };
-    let ms = n.checked_mul(unit_ms).context("--ttl is too large")?;
-    if !(1_000..=365 * 86_400_000).contains(&ms) {
-        bail!("invalid --ttl {s:?}: must be between 1s and 365d");
-    }
-    Ok(ms)
+    minim_server::parse_ttl_ms(s).map_err(|e| anyhow::anyhow!("invalid --{e}"))
 }
 
 fn gen_events(a: GenArgs) -> anyhow::Result<()> {

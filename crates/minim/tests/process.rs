@@ -585,3 +585,121 @@ fn chrono_like_now() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// `minim audit verify` over a log written by real admin commands: OK as written; for
+/// each kind of tampering, exit 1, `ok: false` and the first bad record named.
+#[test]
+fn audit_verify_detects_every_kind_of_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run_json(dir.path(), &["project", "create", "--name", "audited"]);
+    let project = created["project_id"].as_str().unwrap().to_owned();
+    for role in ["viewer", "analyst", "admin", "auditor", "viewer"] {
+        run_json(
+            dir.path(),
+            &["token", "create", "--project", &project, "--role", role],
+        );
+    }
+    let ok = run_json(dir.path(), &["audit", "verify"]);
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(ok["records"], 6, "one record per admin command: {ok}");
+
+    let log = dir.path().join("audit").join("audit.log");
+    let original = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    assert_eq!(lines.len(), 6);
+    let join = |ls: Vec<&str>| ls.join("\n") + "\n";
+    let modified = lines[2].replacen("\"token_create\"", "\"token_revoke\"", 1);
+    assert_ne!(modified, lines[2]);
+    let cases: Vec<(&str, String, u64)> = vec![
+        (
+            "modified",
+            {
+                let mut l = lines.clone();
+                l[2] = &modified;
+                join(l)
+            },
+            3,
+        ),
+        (
+            "deleted",
+            {
+                let mut l = lines.clone();
+                l.remove(2);
+                join(l)
+            },
+            3,
+        ),
+        (
+            "inserted",
+            {
+                let mut l = lines.clone();
+                l.insert(2, lines[1]);
+                join(l)
+            },
+            3,
+        ),
+        (
+            "reordered",
+            {
+                let mut l = lines.clone();
+                l.swap(2, 3);
+                join(l)
+            },
+            3,
+        ),
+        ("truncated", join(lines[..4].to_vec()), 5),
+    ];
+    for (kind, text, first_bad) in cases {
+        std::fs::write(&log, text).unwrap();
+        let out = minim(dir.path())
+            .args(["audit", "verify", "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{kind}: exit status");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["ok"], false, "{kind}: {v}");
+        assert_eq!(v["first_bad"]["seq"], first_bad, "{kind}: {v}");
+        std::fs::write(&log, &original).unwrap();
+    }
+    let ok = run_json(dir.path(), &["audit", "verify"]);
+    assert_eq!(ok["ok"], true, "restored: {ok}");
+    // The users command is audited too, and its password policy holds.
+    let u = run_json(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--email",
+            "ops@corp.example",
+            "--role",
+            "auditor",
+        ],
+    );
+    assert!(u["user_id"].as_str().unwrap().starts_with("u_"));
+    let weak = minim(dir.path())
+        .args([
+            "user",
+            "create",
+            "--email",
+            "x@corp.example",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"short\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("password"));
+    let ok = run_json(dir.path(), &["audit", "verify"]);
+    assert_eq!(ok["records"], 8, "both user commands recorded: {ok}");
+    let _ = std::fs::remove_file(dir.path().with_file_name(format!(
+        "{}.audit-key",
+        dir.path().file_name().unwrap().to_string_lossy()
+    )));
+}

@@ -141,6 +141,26 @@ impl QueryError {
     }
 }
 
+/// What a reader may see of the events. The server builds it from the reader's rights and
+/// the tracking plan; the engine applies it where the `events` table is defined, so no
+/// query shape (insight, live events, SQL) can get around it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Visibility {
+    /// Top-level properties whose values come back as [`REDACTED`] (in `properties` and
+    /// in any property column derived from it).
+    pub redacted_props: Vec<String>,
+}
+
+impl Visibility {
+    /// Everything, as stored (internal callers and principals with `read_personal`).
+    pub fn all() -> Self {
+        Self::default()
+    }
+}
+
+/// The JSON value a redacted property reads as.
+pub const REDACTED: &str = "\"[redacted]\"";
+
 /// Runs queries on a dedicated thread pool within [`EngineConfig`]'s bounds.
 pub struct QueryEngine {
     config: EngineConfig,
@@ -189,6 +209,18 @@ impl QueryEngine {
         project: ProjectId,
         spec: QuerySpec,
     ) -> Result<QueryResult, QueryError> {
+        self.query_as(snapshot, project, spec, Visibility::all())
+            .await
+    }
+
+    /// [`QueryEngine::query`] for a reader who sees `visibility`.
+    pub async fn query_as(
+        &self,
+        snapshot: Snapshot,
+        project: ProjectId,
+        spec: QuerySpec,
+        visibility: Visibility,
+    ) -> Result<QueryResult, QueryError> {
         spec.validate_with(&self.spec_limits)?;
         let config = self.config.clone();
         let props = spec.string_properties();
@@ -197,6 +229,7 @@ impl QueryEngine {
             snapshot,
             project,
             props,
+            visibility,
         )
         .await
     }
@@ -208,12 +241,24 @@ impl QueryEngine {
         project: ProjectId,
         sql: String,
     ) -> Result<SqlResult, QueryError> {
+        self.sql_as(snapshot, project, sql, Visibility::all()).await
+    }
+
+    /// [`QueryEngine::sql`] for a reader who sees `visibility`.
+    pub async fn sql_as(
+        &self,
+        snapshot: Snapshot,
+        project: ProjectId,
+        sql: String,
+        visibility: Visibility,
+    ) -> Result<SqlResult, QueryError> {
         let config = self.config.clone();
         self.run(
             move |ctx| async move { sql::run(&ctx, &sql, &config).await },
             snapshot,
             project,
             Vec::new(),
+            visibility,
         )
         .await
     }
@@ -242,6 +287,7 @@ impl QueryEngine {
             snapshot,
             project,
             Vec::new(),
+            Visibility::all(),
         )
         .await
     }
@@ -254,6 +300,7 @@ impl QueryEngine {
         snapshot: Snapshot,
         project: ProjectId,
         props: Vec<String>,
+        visibility: Visibility,
     ) -> Result<T, QueryError>
     where
         T: Send + 'static,
@@ -270,7 +317,7 @@ impl QueryEngine {
         };
         let config = self.config.clone();
         let handle = runtime.spawn(async move {
-            let ctx = session_with_limits(&snapshot, &project, &config, props)
+            let ctx = session_with_limits(&snapshot, &project, &config, props, &visibility)
                 .await
                 .map_err(|e| QueryError::from_df(e, &config))?;
             job(ctx).await
@@ -324,7 +371,14 @@ pub async fn session(
     project: &ProjectId,
     props: &[String],
 ) -> DfResult<SessionContext> {
-    session_with_limits(snapshot, project, &EngineConfig::default(), props.to_vec()).await
+    session_with_limits(
+        snapshot,
+        project,
+        &EngineConfig::default(),
+        props.to_vec(),
+        &Visibility::all(),
+    )
+    .await
 }
 
 async fn session_with_limits(
@@ -332,6 +386,7 @@ async fn session_with_limits(
     project: &ProjectId,
     config: &EngineConfig,
     props: Vec<String>,
+    visibility: &Visibility,
 ) -> DfResult<SessionContext> {
     let partitions = if config.threads == 0 {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
@@ -351,6 +406,6 @@ async fn session_with_limits(
     let ctx = SessionContext::new_with_config_rt(session_config, runtime);
     udf::register(&ctx);
     udaf::register(&ctx);
-    table::register_events(&ctx, snapshot, project, &props)?;
+    table::register_events(&ctx, snapshot, project, &props, visibility)?;
     Ok(ctx)
 }

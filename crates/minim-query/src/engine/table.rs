@@ -64,6 +64,7 @@ pub(crate) fn register_events(
     snapshot: &Snapshot,
     project: &ProjectId,
     props: &[String],
+    visibility: &super::Visibility,
 ) -> Result<()> {
     // Segments grouped by which of `props` they shredded: one scan per group.
     let mut groups: BTreeMap<Vec<String>, Vec<ListingTableUrl>> = BTreeMap::new();
@@ -91,6 +92,7 @@ pub(crate) fn register_events(
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
 
     let prop_str = ctx.udf(PROP_STR)?;
+    let redact = super::udf::redactor(&visibility.redacted_props);
     let mut sources: Vec<(Arc<dyn TableProvider>, Vec<String>)> = Vec::new();
     for (shredded, urls) in groups {
         let options =
@@ -112,15 +114,23 @@ pub(crate) fn register_events(
             .fields()
             .iter()
             .map(|f| {
+                let value = match &redact {
+                    Some(redact) if f.name() == COL_PROPERTIES => {
+                        redact.call(vec![col(COL_PROPERTIES)])
+                    }
+                    _ => col(f.name()),
+                };
                 if is_view(f.name()) {
-                    cast(col(f.name()), DataType::Utf8View).alias(f.name())
+                    cast(value, DataType::Utf8View).alias(f.name())
                 } else {
-                    col(f.name())
+                    value.alias(f.name())
                 }
             })
             .collect();
         for p in props {
-            let value = if shredded.contains(p) {
+            let value = if visibility.redacted_props.contains(p) {
+                lit(super::REDACTED.trim_matches('"'))
+            } else if shredded.contains(p) {
                 column(&prop_column(p))
             } else {
                 prop_str.call(vec![col(COL_PROPERTIES), lit(p.as_str())])

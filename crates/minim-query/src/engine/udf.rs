@@ -41,6 +41,54 @@ pub(crate) fn register(ctx: &SessionContext) {
     ));
 }
 
+/// `minim_redact(properties)`: the properties text with the values of `names` replaced by
+/// [`super::REDACTED`]; `None` when nothing is redacted. Built per session (the names
+/// depend on the reader), never registered, so SQL cannot call or bypass it.
+pub(crate) fn redactor(names: &[String]) -> Option<datafusion::logical_expr::ScalarUDF> {
+    if names.is_empty() {
+        return None;
+    }
+    let remover = minim_store::PropRemover::new(names.iter().cloned());
+    Some(create_udf(
+        "minim_redact",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let [properties] = args else {
+                return Err(DataFusionError::Internal(
+                    "minim_redact takes 1 argument".into(),
+                ));
+            };
+            let array = properties.to_array(1)?;
+            let array = arrow::compute::cast(&array, &DataType::Utf8)?;
+            let texts = array
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| DataFusionError::Internal("properties is not text".into()))?;
+            let mut out = StringBuilder::with_capacity(texts.len(), texts.value_data().len());
+            for i in 0..texts.len() {
+                if texts.is_null(i) {
+                    out.append_null();
+                    continue;
+                }
+                let text = texts.value(i);
+                match remover.replace(text, super::REDACTED) {
+                    Some((redacted, _)) => out.append_value(redacted),
+                    None => out.append_value(text),
+                }
+            }
+            let result: ArrayRef = Arc::new(out.finish());
+            Ok(match properties {
+                ColumnarValue::Scalar(_) => {
+                    ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?)
+                }
+                ColumnarValue::Array(_) => ColumnarValue::Array(result),
+            })
+        }),
+    ))
+}
+
 /// Output builders the property functions write into.
 trait Output: Default {
     fn append_null_value(&mut self);

@@ -45,6 +45,22 @@ impl QuerySpec {
         }
     }
 
+    /// Every property the query reads in any way (breakdown, filters of every operator,
+    /// series maths), each once, sorted: what an access check must look at.
+    pub fn referenced_properties(&self) -> Vec<String> {
+        let mut names = self.string_properties();
+        let (series, filters): (&[SeriesSpec], &[Filter]) = match self {
+            Self::Trends(s) => (&s.series, &s.filters),
+            Self::Events(s) => (&[], &s.filters),
+            Self::Funnel(_) | Self::Retention(_) | Self::Paths(_) => (&[], &[]),
+        };
+        names.extend(series.iter().filter_map(|s| s.property.clone()));
+        names.extend(filters.iter().map(|f| f.property.clone()));
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The properties whose string form the query reads (breakdowns and filters other
     /// than `gt`/`lt`), each once, sorted. Engines may prepare these columns up front.
     pub fn string_properties(&self) -> Vec<String> {

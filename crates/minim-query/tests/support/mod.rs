@@ -75,6 +75,32 @@ impl Fixture {
         ))
     }
 
+    pub fn query_as(
+        &self,
+        spec: &QuerySpec,
+        visibility: &minim_query::engine::Visibility,
+    ) -> Result<QueryResult, QueryError> {
+        self.rt.block_on(self.engine.query_as(
+            self.store.snapshot(),
+            self.project.clone(),
+            spec.clone(),
+            visibility.clone(),
+        ))
+    }
+
+    pub fn sql_as(
+        &self,
+        sql: &str,
+        visibility: &minim_query::engine::Visibility,
+    ) -> Result<minim_query::engine::SqlResult, QueryError> {
+        self.rt.block_on(self.engine.sql_as(
+            self.store.snapshot(),
+            self.project.clone(),
+            sql.to_owned(),
+            visibility.clone(),
+        ))
+    }
+
     pub fn sql(&self, sql: &str) -> Result<minim_query::engine::SqlResult, QueryError> {
         self.rt.block_on(self.engine.sql(
             self.store.snapshot(),

@@ -9,8 +9,24 @@ use minim_core::time::Clock;
 use minim_core::{Event, ProjectId};
 use minim_meta::{MetaStore, SqliteMeta};
 use minim_privacy::pipeline::PrivacyConfig;
-use minim_server::{App, ServerConfig};
+use minim_server::{App, SecurityConfig, ServerConfig};
 use minim_store::{Store, StoreConfig};
+
+/// A logged-in session.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub set_cookie: String,
+    /// `name=value` for the Cookie header.
+    pub cookie: String,
+    pub csrf: String,
+    pub user_id: String,
+}
+
+pub enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    Session(&'a Session),
+}
 
 pub struct TestServer {
     pub url: String,
@@ -20,6 +36,9 @@ pub struct TestServer {
     pub store: Arc<Store>,
     pub meta: Arc<SqliteMeta>,
     pub dir: tempfile::TempDir,
+    /// Holds the audit signing key (outside the data directory, as in production).
+    pub key_dir: tempfile::TempDir,
+    pub security: SecurityConfig,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -46,7 +65,32 @@ impl TestServer {
         server_cfg: ServerConfig,
         privacy: PrivacyConfig,
     ) -> Self {
+        Self::start_secure(store_cfg, server_cfg, privacy, SecurityConfig::default()).await
+    }
+
+    pub async fn start_security(security: SecurityConfig) -> Self {
+        Self::start_secure(
+            StoreConfig::default(),
+            ServerConfig::default(),
+            PrivacyConfig::default(),
+            security,
+        )
+        .await
+    }
+
+    pub async fn start_secure(
+        store_cfg: StoreConfig,
+        server_cfg: ServerConfig,
+        privacy: PrivacyConfig,
+        security: SecurityConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let key_dir = tempfile::tempdir().unwrap();
+        let security = SecurityConfig {
+            audit_signing_key: Some(key_dir.path().join("audit.key")),
+            ..security
+        };
+        let audit = minim_server::open_audit(dir.path(), &security).unwrap();
         let meta = Arc::new(SqliteMeta::open(&dir.path().join("meta.db")).unwrap());
         let created = meta.create_project("test", 0).unwrap();
         let store_cfg = StoreConfig {
@@ -67,8 +111,11 @@ impl TestServer {
                 .unwrap(),
             ),
             Clock::system(),
+            audit,
         )
         .with_privacy(&privacy)
+        .unwrap()
+        .with_security(&security)
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -88,9 +135,97 @@ impl TestServer {
             store,
             meta,
             dir,
+            key_dir,
+            security,
             stop: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// A user with `role` organization-wide and `password`; returns its id.
+    pub fn user(&self, email: &str, role: minim_meta::Role, password: &str) -> String {
+        let hash = minim_auth::password::hash_password(password).unwrap();
+        self.meta
+            .create_user(email, Some(&hash), role, Clock::system().now_ms())
+            .unwrap()
+            .id
+    }
+
+    /// Enrolls a TOTP second factor for a user directly; returns the seed.
+    pub fn enroll_mfa(&self, user_id: &str) -> minim_auth::totp::TotpSecret {
+        let secret = minim_auth::totp::TotpSecret::generate();
+        self.meta
+            .set_mfa(user_id, Some(secret.as_bytes()), true)
+            .unwrap();
+        secret
+    }
+
+    /// Logs in; `Ok(session)` or `Err((status, error code))`.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        totp: Option<&minim_auth::totp::TotpSecret>,
+    ) -> Result<Session, (u16, String)> {
+        let mut body = serde_json::json!({ "email": email, "password": password });
+        if let Some(secret) = totp {
+            let now = Clock::system().now_ms() / 1000;
+            body["totp"] = minim_auth::totp::code_at(secret, now).into();
+        }
+        let r = self
+            .client
+            .post(format!("{}/api/v1/auth/login", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let json: serde_json::Value = r.json().await.unwrap();
+        if status != 200 {
+            return Err((
+                status,
+                json["error"]["code"].as_str().unwrap_or("").to_owned(),
+            ));
+        }
+        let cookie = cookie.expect("login sets the session cookie");
+        let pair = cookie.split(';').next().unwrap().to_owned();
+        Ok(Session {
+            set_cookie: cookie,
+            cookie: pair,
+            csrf: json["csrf_token"].as_str().unwrap().to_owned(),
+            user_id: json["user_id"].as_str().unwrap().to_owned(),
+        })
+    }
+
+    /// Sends `method path` with a bearer token or a session (cookie + CSRF), and an
+    /// optional JSON body; returns the status and the body text.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: &Auth<'_>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rb = self.client.request(method, format!("{}{}", self.url, path));
+        match auth {
+            Auth::None => {}
+            Auth::Bearer(t) => rb = rb.bearer_auth(t),
+            Auth::Session(s) => {
+                rb = rb
+                    .header("cookie", &s.cookie)
+                    .header("x-csrf-token", &s.csrf);
+            }
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
     }
 
     /// A fresh API token for this server's project with `role`, valid for a day.
@@ -98,6 +233,26 @@ impl TestServer {
         let now = Clock::system().now_ms();
         self.meta
             .create_token(&self.project, role, 86_400_000, now)
+            .unwrap()
+            .token
+    }
+
+    /// A token with `role` plus explicit `permissions` (e.g. `read_personal`).
+    pub fn token_with(&self, role: minim_meta::Role, permissions: &[&str]) -> String {
+        let now = Clock::system().now_ms();
+        self.meta
+            .create_token_with(
+                &minim_meta::TokenSpec {
+                    project: self.project.clone(),
+                    role: Some(role),
+                    permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+                    ttl_ms: 86_400_000,
+                    ip_allow: Vec::new(),
+                    name: None,
+                    created_by: None,
+                },
+                now,
+            )
             .unwrap()
             .token
     }
@@ -138,6 +293,15 @@ impl TestServer {
 
     pub fn stored_events(&self) -> Vec<Event> {
         self.store.snapshot().events(&self.project).unwrap()
+    }
+
+    /// Verifies the audit chain of this server's data directory.
+    pub fn verify_audit(&self) -> minim_audit::VerifyReport {
+        minim_audit::verify(
+            &self.dir.path().join("audit"),
+            &self.key_dir.path().join("audit.key"),
+        )
+        .unwrap()
     }
 
     /// Stops the server and hands over its data directory (deleted when dropped).

@@ -1,0 +1,81 @@
+//! Redacted properties never come back, whatever the query shape: insights (breakdowns,
+//! filters), the live events view, and SQL over `properties` (segments with a shredded
+//! column for the property, and the memtable).
+
+mod support;
+
+use minim_core::Event;
+use minim_query::QuerySpec;
+use minim_query::engine::Visibility;
+use support::Fixture;
+
+fn events() -> Vec<Event> {
+    (0..40)
+        .map(|i| Event {
+            timestamp_ms: 1_767_225_600_000 + i64::from(i) * 60_000,
+            event: "signup".into(),
+            distinct_id: format!("u{}", i % 9),
+            insert_id: Some(format!("i{i}")),
+            properties: format!(
+                r#"{{"email":"person{i}@example.com","plan":"{}","nested":{{"email":"kept-as-nested"}}}}"#,
+                ["pro", "free"][i as usize % 2]
+            ),
+            received_at_ms: 0,
+        })
+        .collect()
+}
+
+fn hidden() -> Visibility {
+    Visibility {
+        redacted_props: vec!["email".into()],
+    }
+}
+
+fn spec(json: &str) -> QuerySpec {
+    QuerySpec::from_json_str(json).expect("valid spec")
+}
+
+#[test]
+fn sql_and_events_and_breakdowns_see_redacted_values_only() {
+    let f = Fixture::new(&events(), 30);
+    for sql in [
+        "SELECT properties FROM events",
+        "SELECT prop_str(properties, 'email') AS e FROM events",
+        "SELECT * FROM events",
+    ] {
+        let text = serde_json::to_string(&f.sql_as(sql, &hidden()).expect("runs")).unwrap();
+        assert!(!text.contains("@example.com"), "{sql} leaked: {text}");
+        assert!(text.contains("[redacted]"), "{sql}: {text}");
+        let full = serde_json::to_string(&f.sql(sql).expect("runs")).unwrap();
+        assert!(full.contains("person1@example.com"), "unredacted for {sql}");
+    }
+    let plan = f
+        .sql_as(
+            "SELECT prop_str(properties, 'plan') AS p, count(*) AS n FROM events GROUP BY 1 ORDER BY 1",
+            &hidden(),
+        )
+        .expect("runs");
+    assert_eq!(
+        serde_json::to_value(&plan.rows).unwrap(),
+        serde_json::json!([["free", 20], ["pro", 20]]),
+        "other properties are untouched"
+    );
+
+    let live =
+        spec(r#"{"kind": "events", "from": "2026-01-01", "to": "2026-01-02", "limit": 100}"#);
+    let text = serde_json::to_string(&f.query_as(&live, &hidden()).expect("runs")).unwrap();
+    assert!(!text.contains("@example.com"), "{text}");
+    assert!(
+        text.contains("kept-as-nested"),
+        "only the top-level name is redacted"
+    );
+
+    let breakdown = spec(
+        r#"{"kind": "trends", "from": "2026-01-01", "to": "2026-01-01", "interval": "day",
+            "series": [{"event": "signup"}], "breakdown": "email"}"#,
+    );
+    let text = serde_json::to_string(&f.query_as(&breakdown, &hidden()).expect("runs")).unwrap();
+    assert!(!text.contains("@example.com"), "{text}");
+    let full = serde_json::to_string(&f.query(&breakdown).expect("runs")).unwrap();
+    assert!(full.contains("@example.com"));
+}
