@@ -12,7 +12,7 @@ use clap::Subcommand;
 use minim_auth::policy::Authorizer;
 use minim_auth::{Action, Context as AuthContext, Grants, Principal, PrincipalKind, Resource};
 use minim_core::ProjectId;
-use minim_meta::{Membership, Role};
+use minim_meta::{Membership, MetaStore, Role};
 
 use crate::config::Config;
 use crate::{now_ms, open_meta, print};

@@ -687,6 +687,7 @@ fn audit_verify_detects_every_kind_of_tampering() {
             "--password-stdin",
         ])
         .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .and_then(|mut c| {
             use std::io::Write;
@@ -695,7 +696,8 @@ fn audit_verify_detects_every_kind_of_tampering() {
         })
         .unwrap();
     assert!(!weak.status.success());
-    assert!(String::from_utf8_lossy(&weak.stderr).contains("password"));
+    let stderr = String::from_utf8_lossy(&weak.stderr);
+    assert!(stderr.contains("password"), "{stderr}");
     let ok = run_json(dir.path(), &["audit", "verify"]);
     assert_eq!(ok["records"], 8, "both user commands recorded: {ok}");
     let _ = std::fs::remove_file(dir.path().with_file_name(format!(
