@@ -28,6 +28,7 @@ pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 pub(crate) const DEFAULT_ORG: &str = "default";
 
 /// What the handlers need from the request for authorization and audit.
+#[derive(Clone)]
 pub(crate) struct Req {
     pub headers: HeaderMap,
     pub method: Method,
@@ -421,12 +422,7 @@ pub(crate) async fn gate(
         Target::Project(p) => Some(ProjectId::new(p).map_err(|_| ApiError::NotFound)?),
         Target::Org => None,
     };
-    let req_view = Req {
-        headers: req.headers.clone(),
-        method: req.method.clone(),
-        ip: req.ip,
-        slot: req.slot.clone(),
-    };
+    let req_view = req.clone();
     blocking(app, move |app| {
         let req = req_view;
         let caller = authenticate(app, &req)?;

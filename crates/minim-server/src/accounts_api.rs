@@ -14,31 +14,13 @@ use minim_auth::budget::BudgetPolicy;
 use minim_auth::{PrincipalKind, Role, password, secrets, totp};
 use minim_meta::{Alert, User};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::access::{
     Caller, Credential, DEFAULT_ORG, Req, SESSION_COOKIE, authenticate, blocking, meta_err,
 };
-use crate::query::body_text;
+use crate::query::{iso, parse_body};
 use crate::{ApiError, App};
-
-fn parse<T: DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-    shape: &str,
-) -> Result<T, ApiError> {
-    let text = body_text(body)?;
-    serde_json::from_str(&text).map_err(|e| ApiError::BadRequest {
-        code: "invalid_json",
-        message: format!("expected {shape}: {e}"),
-    })
-}
-
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
 
 fn session_cookie(value: &str, max_age_s: i64) -> Result<HeaderValue, ApiError> {
     HeaderValue::from_str(&format!(
@@ -114,7 +96,7 @@ pub(crate) async fn login(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     req.slot.action("login", format!("org:{DEFAULT_ORG}"));
-    let r: LoginRequest = parse(
+    let r: LoginRequest = parse_body(
         body,
         r#"{"email": "...", "password": "...", "totp": "123456"}"#,
     )?;
@@ -248,12 +230,7 @@ pub(crate) async fn login(
 
 /// The session caller of a request (a token is refused: these are a person's endpoints).
 async fn session_caller(app: &App, req: &Req) -> Result<Caller, ApiError> {
-    let view = Req {
-        headers: req.headers.clone(),
-        method: req.method.clone(),
-        ip: req.ip,
-        slot: req.slot.clone(),
-    };
+    let view = req.clone();
     let caller = blocking(app, move |app| authenticate(app, &view)).await?;
     if !matches!(caller.credential, Credential::Session { .. }) {
         return Err(ApiError::BadRequest {
@@ -424,7 +401,7 @@ pub(crate) async fn mfa_confirm(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     req.slot.action("mfa_confirm", format!("org:{DEFAULT_ORG}"));
     let caller = session_caller(&app, &req).await?;
-    let r: CodeRequest = parse(body, r#"{"code": "123456"}"#)?;
+    let r: CodeRequest = parse_body(body, r#"{"code": "123456"}"#)?;
     let (Some(user), Some(session)) = (caller.user().cloned(), caller.session().cloned()) else {
         return Err(ApiError::Unauthorized);
     };
@@ -470,7 +447,7 @@ pub(crate) async fn step_up(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     req.slot.action("step_up", format!("org:{DEFAULT_ORG}"));
     let caller = session_caller(&app, &req).await?;
-    let r: CodeRequest = parse(body, r#"{"code": "123456"} or {"recovery_code": "..."}"#)?;
+    let r: CodeRequest = parse_body(body, r#"{"code": "123456"} or {"recovery_code": "..."}"#)?;
     let (Some(user), Some(session)) = (caller.user().cloned(), caller.session().cloned()) else {
         return Err(ApiError::Unauthorized);
     };
@@ -510,12 +487,7 @@ pub(crate) async fn budget(
     req: Req,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     req.slot.action("budget_read", format!("org:{DEFAULT_ORG}"));
-    let view = Req {
-        headers: req.headers.clone(),
-        method: req.method.clone(),
-        ip: req.ip,
-        slot: req.slot.clone(),
-    };
+    let view = req.clone();
     let rows = blocking(&app, move |app| {
         let caller = authenticate(app, &view)?;
         let role = match &caller.credential {

@@ -18,31 +18,13 @@ use minim_meta::{Alert, Membership, TokenSpec};
 use minim_query::engine::Visibility;
 use minim_query::{EventRow, EventsSpec, QueryResult, QuerySpec};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::access::{
     Credential, DEFAULT_ORG, Granted, OrgSettings, Req, Target, blocking, charge, gate, meta_err,
 };
-use crate::query::{body_text, check_spec_properties, visibility_for};
+use crate::query::{body_text, check_spec_properties, iso, parse_body, visibility_for};
 use crate::{ApiError, App};
-
-fn parse<T: DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-    shape: &str,
-) -> Result<T, ApiError> {
-    let text = body_text(body)?;
-    serde_json::from_str(&text).map_err(|e| ApiError::BadRequest {
-        code: "invalid_json",
-        message: format!("expected {shape}: {e}"),
-    })
-}
-
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::BadRequest {
@@ -102,7 +84,7 @@ pub(crate) async fn create_token(
         Target::Project(&project_id),
     )
     .await?;
-    let r: TokenRequest = parse(body, r#"{"role": "analyst", "ttl": "30d"}"#)?;
+    let r: TokenRequest = parse_body(body, r#"{"role": "analyst", "ttl": "30d"}"#)?;
     let role = r
         .role
         .as_deref()
@@ -237,7 +219,7 @@ pub(crate) async fn create_member(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     gate(&app, &req, Action::ManageMembers, Target::Org).await?;
-    let r: MemberRequest = parse(
+    let r: MemberRequest = parse_body(
         body,
         r#"{"email": "...", "role": "analyst", "password": "..."}"#,
     )?;
@@ -310,7 +292,7 @@ pub(crate) async fn update_member(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let granted = gate(&app, &req, Action::ManageMembers, Target::Org).await?;
-    let r: MembershipRequest = parse(
+    let r: MembershipRequest = parse_body(
         body,
         r#"{"role": "analyst", "permissions": ["read_personal"]}"#,
     )?;

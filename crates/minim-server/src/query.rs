@@ -36,6 +36,25 @@ pub(crate) fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, A
     })
 }
 
+/// A JSON body of type `T`; the error shows the expected `shape`.
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    shape: &str,
+) -> Result<T, ApiError> {
+    let text = body_text(body)?;
+    serde_json::from_str(&text).map_err(|e| ApiError::BadRequest {
+        code: "invalid_json",
+        message: format!("expected {shape}: {e}"),
+    })
+}
+
+/// Epoch milliseconds as RFC 3339 UTC seconds, as API responses show times.
+pub(crate) fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
 /// The project's `personal` and `secret` property names (from its tracking plan).
 pub(crate) async fn restricted_props(
     app: &App,
