@@ -1,0 +1,552 @@
+//! The keyring: the master key plus the keysets it wraps, kept in the keys directory
+//! outside the data directory.
+//!
+//! ```text
+//! KEYS_DIR/master.key              the master key, 64 hex digits (absent when MINIM_MASTER_KEY supplies it)
+//! KEYS_DIR/keyring.json            keyring id, master key id, a check value sealed under the master key
+//! KEYS_DIR/system.keyset           the event store's own files (manifest)
+//! KEYS_DIR/meta.keyset             the metadata database
+//! KEYS_DIR/projects/P.keyset       project P: WAL records and segments
+//! KEYS_DIR/projects/P.destroyed    tombstone: P's keys were destroyed (crypto-shredded)
+//! KEYS_DIR/LOCK                    serializes keyring changes across processes
+//! DATA_DIR/KEYRING                 the id of the keyring this data directory belongs to
+//! ```
+//! Keysets are cached in memory; each use checks the file's modification time, so a
+//! rotation by another process (the CLI while a server runs) is seen at once.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{Flock, create_dir_private, shred_file, write_atomic, write_new};
+use crate::{CryptoError, Key, Keyset, envelope};
+
+/// The environment variable that supplies the master key (64 hex digits).
+pub const MASTER_KEY_ENV: &str = "MINIM_MASTER_KEY";
+/// The data directory's marker naming its keyring.
+pub const DATA_DIR_MARKER: &str = "KEYRING";
+
+/// Which keyset.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeysetName {
+    /// The event store's own files (manifest).
+    System,
+    /// The metadata database.
+    Meta,
+    /// One project's events.
+    Project(String),
+}
+
+impl KeysetName {
+    pub fn project(id: &str) -> Self {
+        Self::Project(id.to_owned())
+    }
+
+    /// The name bound into the keyset's wrapped keys.
+    pub fn label(&self) -> String {
+        match self {
+            Self::System => "system".into(),
+            Self::Meta => "meta".into(),
+            Self::Project(p) => format!("project:{p}"),
+        }
+    }
+
+    fn file(&self, dir: &Path) -> PathBuf {
+        match self {
+            Self::System => dir.join("system.keyset"),
+            Self::Meta => dir.join("meta.keyset"),
+            Self::Project(p) => dir.join("projects").join(format!("{p}.keyset")),
+        }
+    }
+
+    fn tombstone(&self, dir: &Path) -> Option<PathBuf> {
+        match self {
+            Self::Project(p) => Some(dir.join("projects").join(format!("{p}.destroyed"))),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyringFile {
+    version: u32,
+    id: String,
+    master_id: u32,
+    /// Hex envelope of the keyring id under the master key.
+    check: String,
+}
+
+/// How [`Keyring::open_for_data_dir`] found things.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyringOpened {
+    /// An existing keyring, opened with the supplied master key.
+    Existing,
+    /// A new keyring for a new data directory; `master_key_file` is where a generated
+    /// master key was written (None when the environment supplied it).
+    Created { master_key_file: Option<PathBuf> },
+}
+
+struct Cached {
+    mtime: Option<SystemTime>,
+    keyset: Arc<Keyset>,
+}
+
+pub struct Keyring {
+    dir: PathBuf,
+    id: String,
+    master: Key,
+    master_id: u32,
+    cache: Mutex<HashMap<KeysetName, Cached>>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("dir", &self.dir)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn check_ad(id: &str) -> Vec<u8> {
+    format!("minim/keyring-check/{id}").into_bytes()
+}
+
+/// Whether a data directory holds anything (a fresh one may exist but be empty).
+fn has_contents(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut it| it.next().is_some())
+}
+
+fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, CryptoError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CryptoError::io(path, e)),
+    }
+}
+
+/// Where the master key comes from.
+enum MasterSource {
+    Env(Key),
+    File(PathBuf, Key),
+    None,
+}
+
+fn load_master(dir: &Path, env_value: Option<&str>) -> Result<MasterSource, CryptoError> {
+    if let Some(v) = env_value.filter(|v| !v.trim().is_empty()) {
+        let key = Key::from_hex(v).ok_or_else(|| {
+            CryptoError::Mismatch(format!(
+                "{MASTER_KEY_ENV} must be 64 hex digits (a 256-bit key); generate one with `openssl rand -hex 32`"
+            ))
+        })?;
+        return Ok(MasterSource::Env(key));
+    }
+    let path = dir.join("master.key");
+    match read_opt(&path)? {
+        Some(bytes) => {
+            let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+            let key = Key::from_hex(&text)
+                .ok_or_else(|| CryptoError::format(&path, "expected 64 hex digits (a 256-bit key)"))?;
+            Ok(MasterSource::File(path, key))
+        }
+        None => Ok(MasterSource::None),
+    }
+}
+
+impl Keyring {
+    /// The default keys directory of a data directory: `<data_dir>.keys`, beside it.
+    pub fn default_dir(data_dir: &Path) -> PathBuf {
+        let mut s = data_dir.as_os_str().to_owned();
+        s.push(".keys");
+        PathBuf::from(s)
+    }
+
+    /// Opens the keyring of `data_dir` from `keys_dir`, with the master key from
+    /// `env_value` (the value of [`MASTER_KEY_ENV`], if set) or `keys_dir/master.key`.
+    ///
+    /// A data directory with nothing in it gets a new keyring (and, without an
+    /// environment key, a generated master key file). Anything else without its keyring
+    /// or master key is refused with an error that says what is missing.
+    pub fn open_for_data_dir(
+        data_dir: &Path,
+        keys_dir: &Path,
+        env_value: Option<&str>,
+    ) -> Result<(Self, KeyringOpened), CryptoError> {
+        let marker_path = data_dir.join(DATA_DIR_MARKER);
+        let marker = read_opt(&marker_path)?.map(|b| String::from_utf8_lossy(&b).trim().to_owned());
+        let ring_path = keys_dir.join("keyring.json");
+        if ring_path.exists() {
+            let ring = Self::open(keys_dir, env_value)?;
+            match marker {
+                Some(m) if m != ring.id => {
+                    return Err(CryptoError::Mismatch(format!(
+                        "the data directory {} belongs to keyring {m}, but the keys directory {} holds keyring {}",
+                        data_dir.display(),
+                        keys_dir.display(),
+                        ring.id
+                    )));
+                }
+                Some(_) => {}
+                None if has_contents(data_dir) => {
+                    return Err(CryptoError::Mismatch(format!(
+                        "the data directory {} has no {DATA_DIR_MARKER} file: it is not encrypted with the keyring at {}",
+                        data_dir.display(),
+                        keys_dir.display()
+                    )));
+                }
+                None => ring.mark(data_dir)?,
+            }
+            return Ok((ring, KeyringOpened::Existing));
+        }
+        if let Some(m) = marker {
+            return Err(CryptoError::Mismatch(format!(
+                "the data directory {} is encrypted with keyring {m}, but there is no keyring at {}; point [crypto] keys_dir at the directory holding it",
+                data_dir.display(),
+                keys_dir.display()
+            )));
+        }
+        if has_contents(data_dir) {
+            return Err(CryptoError::Mismatch(format!(
+                "the data directory {} holds data but no {DATA_DIR_MARKER} file: it was not created by this version (which encrypts everything) or its marker was removed",
+                data_dir.display()
+            )));
+        }
+        let (ring, file) = Self::create(keys_dir, env_value)?;
+        ring.mark(data_dir)?;
+        Ok((ring, KeyringOpened::Created { master_key_file: file }))
+    }
+
+    /// Opens an existing keyring.
+    pub fn open(keys_dir: &Path, env_value: Option<&str>) -> Result<Self, CryptoError> {
+        let ring_path = keys_dir.join("keyring.json");
+        let bytes = read_opt(&ring_path)?
+            .ok_or_else(|| CryptoError::Mismatch(format!("there is no keyring at {}", keys_dir.display())))?;
+        let file: KeyringFile = serde_json::from_slice(&bytes)
+            .map_err(|e| CryptoError::format(&ring_path, format!("not a keyring file: {e}")))?;
+        let (master, source_name) = match load_master(keys_dir, env_value)? {
+            MasterSource::Env(k) => (k, MASTER_KEY_ENV.to_owned()),
+            MasterSource::File(p, k) => (k, p.display().to_string()),
+            MasterSource::None => {
+                return Err(CryptoError::MasterMissing {
+                    env: MASTER_KEY_ENV,
+                    path: keys_dir.join("master.key"),
+                });
+            }
+        };
+        let wrong = || CryptoError::MasterWrong {
+            source_name: source_name.clone(),
+            path: ring_path.clone(),
+        };
+        if master.fingerprint() != file.master_id {
+            return Err(wrong());
+        }
+        let check = hex::decode(&file.check).map_err(|_| CryptoError::format(&ring_path, "check is not hex"))?;
+        let id = envelope::open(&master, &check_ad(&file.id), &check, &ring_path.display().to_string())
+            .map_err(|_| wrong())?;
+        if id != file.id.as_bytes() {
+            return Err(wrong());
+        }
+        Ok(Self {
+            dir: keys_dir.to_owned(),
+            id: file.id,
+            master_id: master.fingerprint(),
+            master,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Creates a new keyring in `keys_dir` (which must not hold one).
+    fn create(keys_dir: &Path, env_value: Option<&str>) -> Result<(Self, Option<PathBuf>), CryptoError> {
+        create_dir_private(&keys_dir.join("projects"))?;
+        let (master, generated) = match load_master(keys_dir, env_value)? {
+            MasterSource::Env(k) | MasterSource::File(_, k) => (k, None),
+            MasterSource::None => {
+                let k = Key::generate()?;
+                let path = keys_dir.join("master.key");
+                let mut text = k.to_hex();
+                text.push('\n');
+                if !write_new(&path, text.as_bytes())? {
+                    return Err(CryptoError::Mismatch(format!(
+                        "{} appeared while a new keyring was being created; retry",
+                        path.display()
+                    )));
+                }
+                (k, Some(path))
+            }
+        };
+        let id = hex::encode(&Key::generate()?.expose()[..16]);
+        let check = envelope::seal(&master, master.fingerprint(), &check_ad(&id), id.as_bytes())?;
+        let file = KeyringFile {
+            version: 1,
+            id: id.clone(),
+            master_id: master.fingerprint(),
+            check: hex::encode(check),
+        };
+        let mut bytes = serde_json::to_vec_pretty(&file).expect("keyring serializes");
+        bytes.push(b'\n');
+        let ring_path = keys_dir.join("keyring.json");
+        if !write_new(&ring_path, &bytes)? {
+            return Err(CryptoError::Mismatch(format!(
+                "{} appeared while being created; retry",
+                ring_path.display()
+            )));
+        }
+        Ok((
+            Self {
+                dir: keys_dir.to_owned(),
+                id,
+                master_id: master.fingerprint(),
+                master,
+                cache: Mutex::new(HashMap::new()),
+            },
+            generated,
+        ))
+    }
+
+    fn mark(&self, data_dir: &Path) -> Result<(), CryptoError> {
+        create_dir_private(data_dir)?;
+        write_atomic(&data_dir.join(DATA_DIR_MARKER), format!("{}\n", self.id).as_bytes())
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> Result<Flock, CryptoError> {
+        Flock::exclusive(&self.dir.join("LOCK"))
+    }
+
+    fn mtime(path: &Path) -> Option<SystemTime> {
+        fs::metadata(path).and_then(|m| m.modified()).ok()
+    }
+
+    fn load(&self, name: &KeysetName) -> Result<Option<Keyset>, CryptoError> {
+        if let Some(t) = name.tombstone(&self.dir)
+            && t.exists()
+        {
+            return Err(CryptoError::Destroyed { keyset: name.label() });
+        }
+        let path = name.file(&self.dir);
+        match read_opt(&path)? {
+            Some(bytes) => Keyset::from_stored(&bytes, &name.label(), &self.master, &path.display().to_string()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The keyset `name`, if it exists (and was not destroyed).
+    pub fn get(&self, name: &KeysetName) -> Result<Option<Arc<Keyset>>, CryptoError> {
+        let path = name.file(&self.dir);
+        let mtime = Self::mtime(&path);
+        {
+            let cache = self.cache.lock().expect("keyring cache");
+            if let Some(c) = cache.get(name)
+                && c.mtime == mtime
+                && mtime.is_some()
+            {
+                return Ok(Some(c.keyset.clone()));
+            }
+        }
+        let Some(ks) = self.load(name)? else {
+            self.cache.lock().expect("keyring cache").remove(name);
+            return Ok(None);
+        };
+        let ks = Arc::new(ks);
+        self.cache.lock().expect("keyring cache").insert(
+            name.clone(),
+            Cached {
+                mtime,
+                keyset: ks.clone(),
+            },
+        );
+        Ok(Some(ks))
+    }
+
+    /// The keyset `name` for reading: an error if it does not exist.
+    pub fn require(&self, name: &KeysetName) -> Result<Arc<Keyset>, CryptoError> {
+        self.get(name)?
+            .ok_or_else(|| CryptoError::Destroyed { keyset: name.label() })
+    }
+
+    /// The keyset `name`, created (one fresh primary key) if it does not exist yet.
+    /// A destroyed project's keyset is never re-created.
+    pub fn get_or_create(&self, name: &KeysetName) -> Result<Arc<Keyset>, CryptoError> {
+        if let Some(ks) = self.get(name)? {
+            return Ok(ks);
+        }
+        let _lock = self.lock()?;
+        if let Some(ks) = self.get(name)? {
+            return Ok(ks);
+        }
+        let ks = Keyset::generate(&name.label(), now_ms())?;
+        let path = name.file(&self.dir);
+        if let Some(parent) = path.parent() {
+            create_dir_private(parent)?;
+        }
+        write_new(&path, &ks.to_stored(&self.master, self.master_id)?)?;
+        self.require(name)
+    }
+
+    /// Adds a new primary key to `name` (creating the keyset if needed); old keys stay
+    /// decrypt-only. Returns the new key id.
+    pub fn rotate(&self, name: &KeysetName) -> Result<u32, CryptoError> {
+        self.get_or_create(name)?;
+        let _lock = self.lock()?;
+        let mut ks = (*self.require(name)?).clone();
+        let id = ks.rotate(now_ms())?;
+        self.store(name, &ks)?;
+        Ok(id)
+    }
+
+    /// Drops every key of `name` but the primary; call only once no data uses them.
+    pub fn retire_old(&self, name: &KeysetName) -> Result<usize, CryptoError> {
+        let _lock = self.lock()?;
+        let mut ks = (*self.require(name)?).clone();
+        let n = ks.retire_old();
+        if n > 0 {
+            self.store(name, &ks)?;
+        }
+        Ok(n)
+    }
+
+    fn store(&self, name: &KeysetName, ks: &Keyset) -> Result<(), CryptoError> {
+        write_atomic(&name.file(&self.dir), &ks.to_stored(&self.master, self.master_id)?)?;
+        self.cache.lock().expect("keyring cache").remove(name);
+        Ok(())
+    }
+
+    /// Crypto-shreds a project: writes its tombstone, then overwrites and removes its
+    /// keyset file. Everything encrypted under it, wherever copies are, is unreadable
+    /// from then on. Returns whether a keyset existed.
+    pub fn destroy_project(&self, project: &str) -> Result<bool, CryptoError> {
+        let name = KeysetName::project(project);
+        let _lock = self.lock()?;
+        if let Some(t) = name.tombstone(&self.dir) {
+            if let Some(parent) = t.parent() {
+                create_dir_private(parent)?;
+            }
+            write_atomic(&t, format!("{}\n", now_ms()).as_bytes())?;
+        }
+        let existed = shred_file(&name.file(&self.dir))?;
+        self.cache.lock().expect("keyring cache").remove(&name);
+        Ok(existed)
+    }
+
+    /// Whether a project's keys were destroyed.
+    pub fn is_destroyed(&self, project: &str) -> bool {
+        KeysetName::project(project)
+            .tombstone(&self.dir)
+            .is_some_and(|t| t.exists())
+    }
+
+    /// A stable subkey of the keyset's primary key for one purpose (e.g. the metadata
+    /// database's SQLCipher key). Changes when the keyset rotates.
+    pub fn derived(&self, name: &KeysetName, purpose: &str) -> Result<(u32, Key), CryptoError> {
+        let ks = self.get_or_create(name)?;
+        let (id, key) = ks.primary();
+        Ok((id, key.derive(purpose.as_bytes())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let t = tempfile::tempdir().expect("tempdir");
+        let data = t.path().join("data");
+        let keys = Keyring::default_dir(&data);
+        (t, data, keys)
+    }
+
+    #[test]
+    fn first_start_generates_then_reopens() {
+        let (_t, data, keys) = dirs();
+        let (ring, how) = Keyring::open_for_data_dir(&data, &keys, None).expect("create");
+        assert_eq!(
+            how,
+            KeyringOpened::Created {
+                master_key_file: Some(keys.join("master.key"))
+            }
+        );
+        let ks = ring.get_or_create(&KeysetName::project("p1")).expect("ks");
+        let ct = ks.seal(b"ad", b"secret").expect("seal");
+        fs::write(data.join("meta.db"), b"x").expect("write");
+        let (again, how) = Keyring::open_for_data_dir(&data, &keys, None).expect("open");
+        assert_eq!(how, KeyringOpened::Existing);
+        assert_eq!(again.id(), ring.id());
+        let ks2 = again.require(&KeysetName::project("p1")).expect("ks");
+        assert_eq!(ks2.open(b"ad", &ct, "t").expect("open"), b"secret");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(keys.join("master.key")).expect("m").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn missing_or_wrong_master_key_is_refused_clearly() {
+        let (_t, data, keys) = dirs();
+        let env = "11".repeat(32);
+        Keyring::open_for_data_dir(&data, &keys, Some(&env)).expect("create");
+        assert!(!keys.join("master.key").exists(), "an env key is never written");
+        fs::write(data.join("meta.db"), b"x").expect("write");
+        let err = Keyring::open_for_data_dir(&data, &keys, None).expect_err("no key");
+        assert!(matches!(err, CryptoError::MasterMissing { .. }), "{err}");
+        assert!(err.to_string().contains(MASTER_KEY_ENV));
+        let err = Keyring::open_for_data_dir(&data, &keys, Some(&"22".repeat(32))).expect_err("wrong");
+        assert!(matches!(err, CryptoError::MasterWrong { .. }), "{err}");
+        let err = Keyring::open_for_data_dir(&data, &keys, Some("nothex")).expect_err("bad");
+        assert!(err.to_string().contains("64 hex digits"), "{err}");
+        // The data directory without its keys directory.
+        let err = Keyring::open_for_data_dir(&data, &data.join("elsewhere"), Some(&env)).expect_err("moved");
+        assert!(err.to_string().contains("no keyring at"), "{err}");
+    }
+
+    #[test]
+    fn an_unencrypted_data_directory_is_not_adopted_silently() {
+        let (_t, data, keys) = dirs();
+        fs::create_dir_all(&data).expect("mkdir");
+        fs::write(data.join("meta.db"), b"x").expect("write");
+        let err = Keyring::open_for_data_dir(&data, &keys, None).expect_err("refuse");
+        assert!(err.to_string().contains(DATA_DIR_MARKER), "{err}");
+    }
+
+    #[test]
+    fn rotation_is_seen_by_another_handle_and_destroy_shreds() {
+        let (_t, data, keys) = dirs();
+        let (a, _) = Keyring::open_for_data_dir(&data, &keys, None).expect("create");
+        let b = Keyring::open(&keys, None).expect("open");
+        let name = KeysetName::project("p1");
+        let old = a.get_or_create(&name).expect("ks").seal(b"", b"v1").expect("seal");
+        assert_eq!(b.require(&name).expect("ks").key_ids().len(), 1);
+        // Same-second mtimes: make sure the change is visible even then.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let new_id = a.rotate(&name).expect("rotate");
+        let ks = b.require(&name).expect("ks");
+        assert_eq!(ks.primary_id(), new_id);
+        assert_eq!(ks.open(b"", &old, "t").expect("old readable"), b"v1");
+
+        assert!(a.destroy_project("p1").expect("destroy"));
+        assert!(a.is_destroyed("p1"));
+        for ring in [&a, &b] {
+            assert!(ring.get(&name).expect_err("gone").is_destroyed());
+            assert!(ring.get_or_create(&name).expect_err("never re-created").is_destroyed());
+        }
+        assert!(!keys.join("projects/p1.keyset").exists());
+    }
+}
