@@ -20,9 +20,32 @@ pub struct SqliteMeta {
 }
 
 impl SqliteMeta {
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// Opens (creating if needed) an unencrypted database at `path` and applies pending
+    /// migrations. Tests and tools only: the binary uses [`SqliteMeta::open_encrypted`].
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// Opens (creating if needed) the database at `path`, encrypted as a whole with
+    /// SQLCipher (AES-256 pages with an HMAC each, its WAL included) under `key`, and
+    /// applies pending migrations. A wrong key or a tampered page is an error.
+    pub fn open_encrypted(path: &Path, key: &minim_crypto::Key) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        // SQLCipher logs its own errors to stderr by default; ours say it better.
+        conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+        // A raw 256-bit key (no passphrase derivation): x'<64 hex>'.
+        let hex = key.to_hex();
+        let pragma = zeroize::Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", hex.as_str()));
+        conn.execute_batch(&pragma)?;
+        // The key is checked on first read: make that read happen here.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+            .map_err(|_| {
+                MetaError::Db(format!(
+                    "{} cannot be decrypted with the metadata key: wrong keys directory, or the file is corrupt",
+                    path.display()
+                ))
+            })?;
         Self::init(conn)
     }
 

@@ -17,6 +17,10 @@ use crate::metrics as m;
 use crate::segment::SortedMerge;
 use crate::shred;
 
+/// Segments re-encrypted per compactor tick after a key rotation (bounds the work a
+/// tick does; progress is visible through `rekey::progress`).
+const REKEY_PER_TICK: usize = 4;
+
 pub(crate) fn run_loop(shared: Arc<Shared>) {
     let interval = Duration::from_millis(shared.cfg.compaction_interval_ms);
     let mut last = Instant::now();
@@ -34,6 +38,10 @@ pub(crate) fn run_loop(shared: Arc<Shared>) {
         if let Err(e) = run_once(&shared) {
             ::metrics::counter!(m::COMPACTION_ERRORS).increment(1);
             tracing::warn!(error = %e, "compaction failed; will retry");
+        }
+        if let Err(e) = crate::rekey::run_once(&shared, REKEY_PER_TICK) {
+            ::metrics::counter!(m::COMPACTION_ERRORS).increment(1);
+            tracing::warn!(error = %e, "re-encryption after a key rotation failed; will retry");
         }
     }
 }
@@ -102,7 +110,7 @@ pub(crate) fn run_once(shared: &Shared) -> Result<usize> {
 fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
     let cfg = &shared.cfg;
     let paths: Vec<&std::path::Path> = inputs.iter().map(|s| s.path.as_path()).collect();
-    let merged = SortedMerge::new(&paths)?;
+    let merged = SortedMerge::new(&paths, cfg.encryption.as_ref())?;
     let first = &inputs[0].meta;
     let shredded = shred::merge(
         inputs
@@ -132,7 +140,7 @@ fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
     let mut next = manifest.clone();
     next.segments.retain(|s| !ids.contains(&s.meta.id));
     next.segments.push(output.clone());
-    if let Err(e) = next.store(&cfg.data_dir) {
+    if let Err(e) = next.store(&cfg.data_dir, cfg.encryption.as_ref()) {
         output.mark_obsolete();
         return Err(e);
     }

@@ -44,6 +44,10 @@ pub struct StoreConfig {
     pub clock: Clock,
     #[serde(skip)]
     pub faults: Faults,
+    /// Encryption of WAL records, segments and the manifest (set by the binary from the
+    /// keyring; `None` writes plaintext, which only tests and benchmarks do).
+    #[serde(skip)]
+    pub encryption: Option<crate::Encryption>,
 }
 
 impl Default for StoreConfig {
@@ -64,6 +68,7 @@ impl Default for StoreConfig {
             compaction_zstd_level: 3,
             clock: Clock::system(),
             faults: Faults::default(),
+            encryption: None,
         }
     }
 }

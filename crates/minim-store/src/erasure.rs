@@ -121,7 +121,7 @@ fn record(shared: &Shared, entry: &PendingErasure) -> Result<()> {
     }
     let mut next = manifest.clone();
     next.pending_erasures.push(entry.clone());
-    next.store(&shared.cfg.data_dir)?;
+    next.store(&shared.cfg.data_dir, shared.cfg.encryption.as_ref())?;
     *manifest = next;
     Ok(())
 }
@@ -151,7 +151,7 @@ fn erase_from_segments(shared: &Shared, entry: &PendingErasure) -> Result<Erasur
     let mut swap = Swap::default();
     let planned = (|| {
         for seg in segments {
-            let count = count_distinct_id(&seg.path, &entry.distinct_id)?;
+            let count = count_distinct_id(&seg.path, &entry.distinct_id, shared.cfg.encryption.as_ref())?;
             let matching = count.matching;
             if matching == 0 {
                 continue;

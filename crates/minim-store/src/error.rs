@@ -27,6 +27,13 @@ pub enum StoreError {
     },
     #[error("parquet error on {path}: {reason}")]
     Parquet { path: PathBuf, reason: String },
+    /// Encryption or decryption failed: a missing key, or a ciphertext that does not
+    /// authenticate (tampering or corruption). `what` names the file or record.
+    #[error("encryption error on {what}: {reason}")]
+    Crypto { what: String, reason: String },
+    /// The data belongs to a project whose keys were destroyed.
+    #[error("{0}")]
+    Destroyed(String),
 }
 
 impl StoreError {

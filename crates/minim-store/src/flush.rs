@@ -123,7 +123,7 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
             .map(|s| Arc::new(SegmentFile::new(&cfg.data_dir, s.meta.clone()))),
     );
     next.wal_replay_from = job.wal_replay_from;
-    if let Err(e) = next.store(&cfg.data_dir) {
+    if let Err(e) = next.store(&cfg.data_dir, cfg.encryption.as_ref()) {
         drop(manifest);
         discard(written);
         return Err(e);
@@ -167,6 +167,7 @@ pub(crate) fn write_new_segment(
         row_group_rows: cfg.row_group_rows,
         zstd_level,
         shredded: &shredded,
+        encryption: cfg.encryption.as_ref(),
     };
     let w = write_segment(&path, project, day, batches, options)?;
     let meta = SegmentMeta {
@@ -179,6 +180,7 @@ pub(crate) fn write_new_segment(
         max_ts_ms: w.max_ts_ms,
         level,
         shredded,
+        key_id: w.key_id,
     };
     Ok(SegmentFile::new(&cfg.data_dir, meta))
 }

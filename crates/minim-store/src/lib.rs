@@ -16,6 +16,7 @@
 
 mod compaction;
 pub mod config;
+mod crypt;
 mod dedupe;
 mod erasure;
 mod error;
@@ -26,6 +27,7 @@ mod memtable;
 pub mod metrics;
 mod props_edit;
 mod recovery;
+pub mod rekey;
 mod retention;
 mod rewrite;
 pub mod segment;
@@ -44,6 +46,7 @@ use std::thread::JoinHandle;
 use minim_core::{EventBatch, ProjectId};
 
 pub use config::{ErasureFault, Faults, StoreConfig};
+pub use crypt::Encryption;
 pub use erasure::ErasureReport;
 pub use error::{Result, StoreError};
 pub use manifest::{PendingErasure, SegmentFile, SegmentMeta};
@@ -209,6 +212,12 @@ impl Store {
     /// Runs one compaction pass now; returns how many partitions were compacted.
     pub fn compact_now(&self) -> Result<usize> {
         compaction::run_once(&self.shared)
+    }
+
+    /// Re-encrypts up to `max` segments still under an older project key (what the
+    /// compactor does in the background after `minim keys rotate`). Returns how many.
+    pub fn reencrypt_now(&self, max: usize) -> Result<usize> {
+        rekey::run_once(&self.shared, max)
     }
 
     /// Erases every event of `distinct_id` in `project` acknowledged before this call:

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use minim_core::ProjectId;
 use minim_core::time::{day_string, parse_day};
 
+use crate::Encryption;
 use crate::error::{Result, StoreError};
 use crate::fsutil::write_atomic;
 
@@ -70,6 +71,13 @@ pub struct SegmentEntryV1 {
     /// Properties with a shredded column in the file (see `shred.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shredded: Vec<String>,
+    /// The project key the file is encrypted under (0: plaintext).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub key_id: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// In-memory description of a live segment.
@@ -85,6 +93,8 @@ pub struct SegmentMeta {
     pub level: u32,
     /// Properties with a shredded column in the file, sorted (see `shred.rs`).
     pub shredded: Vec<String>,
+    /// The project key the file is encrypted under (0: plaintext).
+    pub key_id: u32,
 }
 
 /// An erasure of every event of `distinct_id` in `project`, recorded durably before it
@@ -159,12 +169,18 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    pub fn load(data_dir: &Path) -> Result<Self> {
+    /// Loads the manifest; with `enc`, the file must be an envelope under the `system`
+    /// keyset (a plaintext manifest is refused: it would mean tampering).
+    pub fn load(data_dir: &Path, enc: Option<&Encryption>) -> Result<Self> {
         let path = data_dir.join(MANIFEST_FILE);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(StoreError::io(&path, e)),
+        };
+        let bytes = match enc {
+            Some(enc) => enc.open_manifest(&bytes, &path.display().to_string())?,
+            None => bytes,
         };
         let corrupt = |reason: String| StoreError::Corrupt {
             path: path.clone(),
@@ -192,6 +208,7 @@ impl Manifest {
                 max_ts_ms: s.max_ts_ms,
                 level: s.level,
                 shredded: s.shredded,
+                key_id: s.key_id,
             };
             segments.push(Arc::new(SegmentFile::new(data_dir, meta)));
         }
@@ -231,6 +248,7 @@ impl Manifest {
                     max_ts_ms: s.meta.max_ts_ms,
                     level: s.meta.level,
                     shredded: s.meta.shredded.clone(),
+                    key_id: s.meta.key_id,
                 })
                 .collect(),
             pending_erasures: self
@@ -245,13 +263,18 @@ impl Manifest {
     }
 
     /// Writes this manifest durably (bumping the generation first).
-    pub fn store(&mut self, data_dir: &Path) -> Result<()> {
+    /// With `enc`, the file is sealed under the `system` keyset.
+    pub fn store(&mut self, data_dir: &Path, enc: Option<&Encryption>) -> Result<()> {
         self.generation += 1;
         let json = serde_json::to_vec_pretty(&self.to_file()).map_err(|e| StoreError::Corrupt {
             path: data_dir.join(MANIFEST_FILE),
             reason: e.to_string(),
         })?;
-        write_atomic(&data_dir.join(MANIFEST_FILE), &json)
+        let bytes = match enc {
+            Some(enc) => enc.seal_manifest(&json)?,
+            None => json,
+        };
+        write_atomic(&data_dir.join(MANIFEST_FILE), &bytes)
     }
 
     pub fn allocate_segment_id(&mut self) -> u64 {
@@ -280,12 +303,13 @@ mod tests {
             max_ts_ms: 2,
             level: 0,
             shredded: vec!["$country".into()],
+            key_id: 0,
         };
         m.segments
             .push(Arc::new(SegmentFile::new(dir.path(), meta.clone())));
         m.wal_replay_from = 4;
-        m.store(dir.path()).unwrap();
-        let back = Manifest::load(dir.path()).unwrap();
+        m.store(dir.path(), None).unwrap();
+        let back = Manifest::load(dir.path(), None).unwrap();
         assert_eq!(back.segments[0].meta, meta);
         assert_eq!(
             (back.wal_replay_from, back.next_segment_id, back.generation),
@@ -301,7 +325,7 @@ mod tests {
 
         std::fs::write(dir.path().join(MANIFEST_FILE), br#"{"version": 99}"#).unwrap();
         assert!(matches!(
-            Manifest::load(dir.path()),
+            Manifest::load(dir.path(), None),
             Err(StoreError::Corrupt { .. })
         ));
     }
@@ -315,8 +339,8 @@ mod tests {
             distinct_id: "secret-pseudonym".into(),
         };
         m.pending_erasures.push(pending.clone());
-        m.store(dir.path()).unwrap();
-        let back = Manifest::load(dir.path()).unwrap();
+        m.store(dir.path(), None).unwrap();
+        let back = Manifest::load(dir.path(), None).unwrap();
         assert_eq!(back.pending_erasures, vec![pending.clone()]);
         assert!(!format!("{pending:?}").contains("secret"));
         assert!(!format!("{:?}", back.to_file()).contains("secret"));
@@ -328,7 +352,7 @@ mod tests {
             br#"{"version":1,"generation":3,"next_segment_id":0,"wal_replay_from":2,"segments":[]}"#,
         )
         .unwrap();
-        let old = Manifest::load(dir.path()).unwrap();
+        let old = Manifest::load(dir.path(), None).unwrap();
         assert!(old.pending_erasures.is_empty());
         assert_eq!((old.generation, old.wal_replay_from), (3, 2));
 
@@ -339,7 +363,7 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            Manifest::load(dir.path()),
+            Manifest::load(dir.path(), None),
             Err(StoreError::Corrupt { .. })
         ));
     }

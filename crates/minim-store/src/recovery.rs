@@ -32,7 +32,7 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
     create_dir_durable(&segments_dir(&dir))?;
     let lock = lock_dir(&dir)?;
 
-    let manifest = Manifest::load(&dir)?;
+    let manifest = Manifest::load(&dir, cfg.encryption.as_ref())?;
     remove_orphans(&dir, &manifest)?;
 
     // WAL files still to replay, in order; older ones are already in segments.
@@ -48,7 +48,11 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
     let mut seq = 0u64;
     for (i, &no) in replay.iter().enumerate() {
         let path = wal::wal_path(&wal_dir, no);
-        let contents = wal::read_file(&path, cfg.wal_max_record_bytes)?;
+        let contents = wal::read_file(&path, cfg.wal_max_record_bytes, cfg.encryption.as_ref())?;
+        if contents.shredded_records > 0 {
+            tracing::info!(file = %path.display(), records = contents.shredded_records,
+                "skipped WAL records of projects whose keys were destroyed");
+        }
         let last = i + 1 == replay.len();
         if let Some(why) = &contents.stopped {
             if last {
@@ -81,7 +85,7 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
     }
     for s in &manifest.segments {
         if dedupe.in_window(&s.meta.project, s.meta.day) {
-            for id in crate::segment::read_insert_ids(&s.path)? {
+            for id in crate::segment::read_insert_ids(&s.path, cfg.encryption.as_ref())? {
                 let h = dedupe.hash(&s.meta.project, &id);
                 dedupe.insert(&s.meta.project, s.meta.day, h);
             }

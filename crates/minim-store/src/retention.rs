@@ -26,6 +26,7 @@ use crate::Shared;
 use crate::error::{Result, StoreError};
 use crate::manifest::SegmentFile;
 use crate::props_edit::PropRemover;
+use crate::Encryption;
 use crate::rewrite::{Swap, commit, flush_everything, rewrite_segment};
 use crate::segment::{
     COL_EVENT, COL_PROPERTIES, event_names, open_segment, parquet_err, string_col,
@@ -204,11 +205,12 @@ pub(crate) fn apply(
     let mut days: Option<(i32, i32)> = None;
     let mut dropped_partitions = BTreeSet::new();
     let mut swap = Swap::default();
+    let enc = shared.cfg.encryption.as_ref();
     let planned = (|| {
         for seg in segments {
             let rules = DayRules::new(policy, today, seg.meta.day);
             if rules.drops_everything() {
-                let changes = count_names(&seg.path)?;
+                let changes = count_names(&seg.path, enc)?;
                 if changes.deleted != seg.meta.rows {
                     return Err(StoreError::Corrupt {
                         path: seg.path.clone(),
@@ -226,7 +228,7 @@ pub(crate) fn apply(
             if rules.is_noop() {
                 continue;
             }
-            let (found, rows) = scan(&seg.path, &rules)?;
+            let (found, rows) = scan(&seg.path, &rules, enc)?;
             if found.is_empty() {
                 continue;
             }
@@ -281,9 +283,9 @@ pub(crate) fn apply(
 }
 
 /// Counts a segment's rows per event name (reading only the `event` column).
-fn count_names(path: &Path) -> Result<Changes> {
+fn count_names(path: &Path, enc: Option<&Encryption>) -> Result<Changes> {
     let mut changes = Changes::default();
-    for batch in open_segment(path, Some(&[COL_EVENT]), 8192)? {
+    for batch in open_segment(path, Some(&[COL_EVENT]), 8192, enc)? {
         let batch = batch.map_err(|e| parquet_err(path, e))?;
         for name in event_names(&batch, path)?.iter() {
             changes.delete(name.unwrap_or_default());
@@ -294,10 +296,10 @@ fn count_names(path: &Path) -> Result<Changes> {
 
 /// What `rules` would change in a segment, reading only the columns they need, and
 /// the rows read.
-fn scan(path: &Path, rules: &DayRules<'_>) -> Result<(Changes, u64)> {
+fn scan(path: &Path, rules: &DayRules<'_>, enc: Option<&Encryption>) -> Result<(Changes, u64)> {
     let mut changes = Changes::default();
     let mut rows = 0u64;
-    for batch in open_segment(path, Some(&rules.columns()), 8192)? {
+    for batch in open_segment(path, Some(&rules.columns()), 8192, enc)? {
         let batch = batch.map_err(|e| parquet_err(path, e))?;
         rows += batch.num_rows() as u64;
         let names = event_names(&batch, path)?;

@@ -51,7 +51,12 @@ pub(crate) fn rewrite_segment(
     mut edit: impl FnMut(RecordBatch) -> Result<RecordBatch>,
 ) -> Result<SegmentFile> {
     let path = seg.path.clone();
-    let reader = open_segment(&path, Some(&base_columns()), REWRITE_BATCH_ROWS)?;
+    let reader = open_segment(
+        &path,
+        Some(&base_columns()),
+        REWRITE_BATCH_ROWS,
+        shared.cfg.encryption.as_ref(),
+    )?;
     let batches = reader.filter_map(move |b| {
         let edited = b
             .map_err(|e| parquet_err(&path, e))
@@ -104,7 +109,7 @@ pub(crate) fn commit(shared: &Shared, swap: Swap, edit: impl FnOnce(&mut Manifes
         }
         next.segments.extend(added.iter().cloned());
         edit(&mut next);
-        if let Err(e) = next.store(&cfg.data_dir) {
+        if let Err(e) = next.store(&cfg.data_dir, cfg.encryption.as_ref()) {
             for a in &added {
                 a.mark_obsolete();
             }

@@ -3,8 +3,9 @@
 //! A segment holds one project's events of one UTC day, rows sorted by
 //! (`distinct_id`, `timestamp`): the base columns of [`schema`], then any shredded
 //! property columns (`shred.rs`), which readers that do not know them ignore. Footer key-value metadata carries the format version,
-//! project, day and `minim.key_id` (0 = plaintext), so the encryption layer can switch
-//! to Parquet modular encryption without a format break.
+//! project, day and `minim.key_id` (0 = plaintext). With [`Encryption`] the file uses
+//! Parquet modular encryption (encrypted footer, every column encrypted; `crypt.rs`)
+//! and `minim.key_id` names the project key it was written under.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -20,12 +21,15 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use minim_core::{Event, ProjectId, time::day_string};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use crate::Encryption;
 use crate::error::{Result, StoreError};
 use crate::shred;
 
@@ -165,11 +169,11 @@ impl Cursor {
 }
 
 impl SortedMerge {
-    pub fn new(paths: &[&Path]) -> Result<Self> {
+    pub fn new(paths: &[&Path], enc: Option<&Encryption>) -> Result<Self> {
         let mut cursors = Vec::with_capacity(paths.len());
         for p in paths {
             let mut c = Cursor {
-                reader: open_segment(p, Some(&base_columns()), MERGE_BATCH_ROWS)?,
+                reader: open_segment(p, Some(&base_columns()), MERGE_BATCH_ROWS, enc)?,
                 path: p.to_path_buf(),
                 batch: None,
                 did: StringArray::from(Vec::<&str>::new()),
@@ -234,6 +238,8 @@ pub struct WrittenSegment {
     pub bytes: u64,
     pub min_ts_ms: i64,
     pub max_ts_ms: i64,
+    /// The project key the file is encrypted under (0: plaintext).
+    pub key_id: u32,
 }
 
 /// The names of the base columns.
@@ -255,6 +261,8 @@ pub struct WriteOptions<'a> {
     pub zstd_level: i32,
     /// Properties to shred into their own columns (see [`crate::shred`]).
     pub shredded: &'a [String],
+    /// Encrypt the file under the project's key (None: plaintext).
+    pub encryption: Option<&'a Encryption>,
 }
 
 /// Writes `batches` (already sorted, in order; base columns) as a segment at `path`,
@@ -281,11 +289,20 @@ fn write_segment_inner(
     options: WriteOptions<'_>,
 ) -> Result<WrittenSegment> {
     let level = ZstdLevel::try_new(options.zstd_level).map_err(|e| parquet_err(path, e))?;
+    let encryption = match options.encryption {
+        Some(enc) => Some(enc.encryption_properties(project, day)?),
+        None => None,
+    };
+    let key_id = encryption
+        .as_ref()
+        .and_then(|p| p.footer_key_metadata())
+        .and_then(|m| Encryption::parse_key_metadata(m))
+        .map_or(0, |(_, id)| id);
     let meta = vec![
         KeyValue::new(META_VERSION.to_owned(), SEGMENT_VERSION.to_owned()),
         KeyValue::new(META_PROJECT.to_owned(), project.as_str().to_owned()),
         KeyValue::new(META_DAY.to_owned(), day_string(day)),
-        KeyValue::new(META_KEY_ID.to_owned(), "0".to_owned()),
+        KeyValue::new(META_KEY_ID.to_owned(), key_id.to_string()),
         KeyValue::new(META_SORT.to_owned(), "distinct_id,timestamp".to_owned()),
     ];
     let mut props = WriterProperties::builder()
@@ -297,6 +314,9 @@ fn write_segment_inner(
         props = props
             .set_column_dictionary_enabled(ColumnPath::from(ts), false)
             .set_column_encoding(ColumnPath::from(ts), Encoding::DELTA_BINARY_PACKED);
+    }
+    if let Some(e) = encryption {
+        props = props.with_file_encryption_properties(e);
     }
     let props = props
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -329,23 +349,38 @@ fn write_segment_inner(
         bytes,
         min_ts_ms,
         max_ts_ms,
+        key_id,
     })
 }
 
 /// Reads a whole segment, checking its format version. `columns` limits the read to
 /// those columns (by name) when given.
-pub fn read_segment(path: &Path, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {
-    let reader = open_segment(path, columns, 8192)?;
+pub fn read_segment(
+    path: &Path,
+    columns: Option<&[&str]>,
+    enc: Option<&Encryption>,
+) -> Result<Vec<RecordBatch>> {
+    let reader = open_segment(path, columns, 8192, enc)?;
     reader
         .map(|b| b.map_err(|e| parquet_err(path, e)))
         .collect()
 }
 
 /// Opens a segment for reading, checking its format version.
-fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+fn open_builder(
+    path: &Path,
+    enc: Option<&Encryption>,
+) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(path, e))?;
+    let mut options = ArrowReaderOptions::new();
+    if let Some(enc) = enc {
+        options = options.with_file_decryption_properties(
+            enc.decryption_properties()
+                .map_err(|e| parquet_err(path, e))?,
+        );
+    }
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+        .map_err(|e| parquet_err(path, e))?;
     let kv = builder.metadata().file_metadata().key_value_metadata();
     let version = kv
         .and_then(|kv| kv.iter().find(|k| k.key == META_VERSION))
@@ -377,8 +412,9 @@ pub fn open_segment(
     path: &Path,
     columns: Option<&[&str]>,
     batch_rows: usize,
+    enc: Option<&Encryption>,
 ) -> Result<ParquetRecordBatchReader> {
-    let builder = open_builder(path)?;
+    let builder = open_builder(path, enc)?;
     let builder = match columns {
         Some(cols) => project(builder, cols),
         None => builder,
@@ -401,8 +437,12 @@ pub struct DistinctIdCount {
 /// by `distinct_id`, so the row groups whose min/max statistics exclude `id` (almost
 /// all of them) are skipped without reading; the others' `distinct_id` column is
 /// scanned. Statistics may be truncated, but truncation keeps them valid bounds.
-pub fn count_distinct_id(path: &Path, id: &str) -> Result<DistinctIdCount> {
-    let builder = open_builder(path)?;
+pub fn count_distinct_id(
+    path: &Path,
+    id: &str,
+    enc: Option<&Encryption>,
+) -> Result<DistinctIdCount> {
+    let builder = open_builder(path, enc)?;
     let meta = builder.metadata().clone();
     let rows = u64::try_from(meta.file_metadata().num_rows()).unwrap_or(0);
     let leaf = builder
@@ -453,9 +493,9 @@ pub fn event_names(batch: &RecordBatch, path: &Path) -> Result<StringArray> {
 }
 
 /// The insert ids stored in a segment (for rebuilding the dedupe index).
-pub fn read_insert_ids(path: &Path) -> Result<Vec<String>> {
+pub fn read_insert_ids(path: &Path, enc: Option<&Encryption>) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for b in read_segment(path, Some(&[COL_INSERT_ID]))? {
+    for b in read_segment(path, Some(&[COL_INSERT_ID]), enc)? {
         let col = string_col(&b, COL_INSERT_ID, path)?;
         out.extend(col.iter().flatten().map(str::to_owned));
     }
@@ -535,6 +575,7 @@ mod tests {
             row_group_rows,
             zstd_level: 1,
             shredded,
+            encryption: None,
         }
     }
 
@@ -548,7 +589,7 @@ mod tests {
         let shredded = vec!["k".to_owned()];
         let w = write_segment(&path, &p, 0, [Ok(batch)], opts(1024, &shredded)).unwrap();
         assert_eq!((w.rows, w.min_ts_ms, w.max_ts_ms), (4, 1, 3));
-        let back: Vec<Event> = read_segment(&path, None)
+        let back: Vec<Event> = read_segment(&path, None, None)
             .unwrap()
             .iter()
             .flat_map(|b| batch_to_events(b, &path).unwrap())
@@ -558,8 +599,8 @@ mod tests {
             .map(|e| (e.distinct_id.as_str(), e.timestamp_ms))
             .collect();
         assert_eq!(order, vec![("a", 1), ("a", 2), ("b", 1), ("b", 3)]);
-        assert_eq!(read_insert_ids(&path).unwrap().len(), 4);
-        let batches = read_segment(&path, None).unwrap();
+        assert_eq!(read_insert_ids(&path, None).unwrap().len(), 4);
+        let batches = read_segment(&path, None, None).unwrap();
         let shred_col = batches[0].column_by_name("prop:k").unwrap();
         assert_eq!(shred_col.len(), 4);
     }
@@ -587,10 +628,10 @@ mod tests {
         let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
         let out = dir.path().join("merged.parquet");
         // Inputs carry a shredded column; the merge reads base columns only.
-        let merged = SortedMerge::new(&refs).unwrap();
+        let merged = SortedMerge::new(&refs, None).unwrap();
         let w = write_segment(&out, &p, 0, merged, opts(4096, &[])).unwrap();
         assert_eq!(w.rows, 30_000);
-        let got: Vec<(String, i64)> = read_segment(&out, None)
+        let got: Vec<(String, i64)> = read_segment(&out, None, None)
             .unwrap()
             .iter()
             .flat_map(|b| batch_to_events(b, &out).unwrap())
@@ -634,9 +675,9 @@ mod tests {
         write_segment(&new, &p, 0, [events_to_batch(&[ev("a", 1)])], opts(16, &[])).unwrap();
 
         let out = dir.path().join("merged.parquet");
-        let merged = SortedMerge::new(&[old.as_path(), new.as_path()]).unwrap();
+        let merged = SortedMerge::new(&[old.as_path(), new.as_path()], None).unwrap();
         write_segment(&out, &p, 0, merged, opts(16, &[])).unwrap();
-        let got: Vec<(String, String, i64)> = read_segment(&out, None)
+        let got: Vec<(String, String, i64)> = read_segment(&out, None, None)
             .unwrap()
             .iter()
             .flat_map(|b| batch_to_events(b, &out).unwrap())
@@ -667,7 +708,7 @@ mod tests {
             .chain([&"absent".to_owned(), &long(999), &"".to_owned()])
         {
             let want = events.iter().filter(|e| &e.distinct_id == u).count() as u64;
-            let got = count_distinct_id(&path, u).unwrap();
+            let got = count_distinct_id(&path, u, None).unwrap();
             assert_eq!(got.matching, want, "{u}");
             assert_eq!(got.rows, 200);
         }
@@ -678,6 +719,59 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.parquet");
         std::fs::write(&path, b"PAR1 this is not parquet PAR1").unwrap();
-        assert!(read_segment(&path, None).is_err());
+        assert!(read_segment(&path, None, None).is_err());
+    }
+
+    fn keyring(dir: &Path) -> Encryption {
+        let data = dir.join("data");
+        let keys = dir.join("keys");
+        let (ring, _) = minim_crypto::Keyring::open_for_data_dir(&data, &keys, None).unwrap();
+        Encryption::new(Arc::new(ring))
+    }
+
+    #[test]
+    fn encrypted_segment_round_trips_hides_everything_and_detects_tampering() {
+        let dir = tempfile::tempdir().unwrap();
+        let enc = keyring(dir.path());
+        let path = dir.path().join("s.parquet");
+        let p = ProjectId::new("p").unwrap();
+        let mut events: Vec<Event> = (0..50).map(|i| ev(&format!("user{i}"), i)).collect();
+        events[3].properties = r#"{"email":"planted@example.com","k":"v"}"#.into();
+        events[3].event = "planted_event_name".into();
+        let shredded = vec!["k".to_owned()];
+        let mut o = opts(16, &shredded);
+        o.encryption = Some(&enc);
+        let w = write_segment(&path, &p, 0, [events_to_batch(&events)], o).unwrap();
+        assert_ne!(w.key_id, 0);
+        let bytes = std::fs::read(&path).unwrap();
+        for needle in ["planted@example.com", "planted_event_name", "user1", "email", "prop:k", "minim.project"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|win| win == needle.as_bytes()),
+                "{needle} in the clear"
+            );
+        }
+        let back: Vec<Event> = read_segment(&path, None, Some(&enc))
+            .unwrap()
+            .iter()
+            .flat_map(|b| batch_to_events(b, &path).unwrap())
+            .collect();
+        assert_eq!(back.len(), 50);
+        assert!(back.iter().any(|e| e.event == "planted_event_name"));
+        assert_eq!(count_distinct_id(&path, "user7", Some(&enc)).unwrap().matching, 1);
+        // Without the keys: an error, not data.
+        assert!(read_segment(&path, None, None).is_err());
+        // Every flipped byte (sampled) is an error naming the file, never other data.
+        for i in (0..bytes.len()).step_by(97) {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x20;
+            std::fs::write(&path, &bad).unwrap();
+            match read_segment(&path, None, Some(&enc)) {
+                Err(e) => assert!(e.to_string().contains("s.parquet"), "{e}"),
+                Ok(b) => {
+                    let got: Vec<Event> = b.iter().flat_map(|b| batch_to_events(b, &path).unwrap()).collect();
+                    assert_eq!(got, back, "byte {i} changed the data without an error");
+                }
+            }
+        }
     }
 }

@@ -16,6 +16,8 @@ use crate::segment::{batch_to_events, read_segment};
 pub struct Snapshot {
     pub segments: Arc<Vec<Arc<SegmentFile>>>,
     pub memtable: Vec<(PartitionKey, Arc<Vec<Event>>)>,
+    /// How to decrypt the segments (None: plaintext store).
+    pub encryption: Option<crate::Encryption>,
 }
 
 pub(crate) fn take(shared: &Shared) -> Snapshot {
@@ -34,6 +36,7 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
     Snapshot {
         segments: v.segments.clone(),
         memtable,
+        encryption: shared.cfg.encryption.clone(),
     }
 }
 
@@ -53,7 +56,7 @@ impl Snapshot {
     pub fn events(&self, project: &ProjectId) -> Result<Vec<Event>> {
         let mut out = Vec::new();
         for s in self.segments.iter().filter(|s| &s.meta.project == project) {
-            for b in read_segment(&s.path, None)? {
+            for b in read_segment(&s.path, None, self.encryption.as_ref())? {
                 out.extend(batch_to_events(&b, &s.path)?);
             }
         }

@@ -19,7 +19,9 @@ use crate::error::{Result, StoreError};
 use crate::flush::Job;
 use crate::metrics as m;
 use crate::wal::WalWriter;
-use crate::wal::format::{KIND_EVENT_BATCH, encode_batch, write_record};
+use crate::wal::format::{
+    FLAG_ENCRYPTED, KIND_EVENT_BATCH, encode_batch, encrypted_payload, write_record,
+};
 use crate::{AppendOutcome, Shared};
 
 pub(crate) enum Msg {
@@ -122,6 +124,7 @@ impl Writer {
         }
         let mut buf = Vec::new();
         let mut payload = Vec::new();
+        let mut sealed_buf = Vec::new();
         let mut pending: HashSet<u128> = HashSet::new();
         let mut staged = Vec::with_capacity(appends.len());
         for req in appends {
@@ -142,9 +145,36 @@ impl Writer {
             if !keep.is_empty() {
                 payload.clear();
                 encode_batch(&mut payload, &project, keep.iter());
-                self.seq += 1;
-                write_record(&mut buf, KIND_EVENT_BATCH, 0, 0, self.seq, &payload);
-                ::metrics::counter!(m::WAL_RECORDS).increment(1);
+                let seq = self.seq + 1;
+                let framed = match &self.shared.cfg.encryption {
+                    None => Ok((0, 0, None)),
+                    Some(enc) => enc
+                        .seal_wal(&project, self.wal.file_no(), seq, &payload)
+                        .map(|(key_id, ct)| (FLAG_ENCRYPTED, key_id, Some(ct))),
+                };
+                match framed {
+                    Ok((flags, key_id, sealed)) => {
+                        let body = match &sealed {
+                            Some(ct) => {
+                                encrypted_payload(&mut sealed_buf, &project, ct);
+                                &sealed_buf
+                            }
+                            None => &payload,
+                        };
+                        self.seq = seq;
+                        write_record(&mut buf, KIND_EVENT_BATCH, flags, key_id, seq, body);
+                        ::metrics::counter!(m::WAL_RECORDS).increment(1);
+                    }
+                    Err(e) => {
+                        // This batch only: its ids may be sent again.
+                        for (_, h) in &keys {
+                            pending.remove(h);
+                        }
+                        tracing::error!(project = %project, error = %e, "could not encrypt a WAL record");
+                        let _ = req.resp.send(Err(e));
+                        continue;
+                    }
+                }
             }
             let dups = total - keep.len();
             staged.push((req.resp, project, keep, keys, dups));

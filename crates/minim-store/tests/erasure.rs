@@ -77,7 +77,7 @@ fn files_holding(dir: &Path, needle: &str, except: Option<&Path>) -> Vec<PathBuf
         let bytes = std::fs::read(&file).unwrap();
         let mut found = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
         if file.extension().is_some_and(|x| x == "parquet") {
-            for b in read_segment(&file, Some(&[COL_DISTINCT_ID])).unwrap() {
+            for b in read_segment(&file, Some(&[COL_DISTINCT_ID]), None).unwrap() {
                 let ids = b
                     .column(0)
                     .as_any()

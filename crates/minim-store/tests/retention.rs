@@ -138,7 +138,7 @@ fn segment_events(store: &Store, p: &ProjectId) -> Vec<(i32, Vec<Event>)> {
         .iter()
         .filter(|s| &s.meta.project == p)
         .map(|s| {
-            let events = read_segment(&s.path, None)
+            let events = read_segment(&s.path, None, None)
                 .unwrap()
                 .iter()
                 .flat_map(|b| batch_to_events(b, &s.path).unwrap())
@@ -163,7 +163,7 @@ fn visible(store: &Store, p: &ProjectId) -> BTreeMap<String, Event> {
 fn check_shredded(store: &Store) -> Vec<String> {
     let mut seen = Vec::new();
     for s in store.snapshot().segments.iter() {
-        for b in read_segment(&s.path, None).unwrap() {
+        for b in read_segment(&s.path, None, None).unwrap() {
             let props = b
                 .column_by_name(COL_PROPERTIES)
                 .unwrap()
@@ -195,7 +195,7 @@ fn check_shredded(store: &Store) -> Vec<String> {
 fn assert_wal_empty(dir: &Path) {
     for entry in std::fs::read_dir(dir.join("wal")).unwrap() {
         let path = entry.unwrap().path();
-        let contents = minim_store::wal::read_file(&path, 1 << 20).unwrap();
+        let contents = minim_store::wal::read_file(&path, 1 << 20, None).unwrap();
         assert!(
             contents.batches.is_empty(),
             "{} holds events",

@@ -82,7 +82,7 @@ proptest! {
                 }
             }
         };
-        let got = parse_file(&img, 1 << 20);
+        let got = parse_file(&img, 1 << 20, None, std::path::Path::new("test.wal")).unwrap();
         let got: Vec<EventBatch> = got.batches.into_iter().map(|(_, b)| b).collect();
         prop_assert_eq!(got.len(), expect);
         prop_assert_eq!(&got[..], &batches[..expect]);

@@ -15,6 +15,8 @@ use minim_query::engine::EngineConfig;
 use minim_server::{SecurityConfig, ServerConfig};
 use minim_store::StoreConfig;
 
+use crate::keys::CryptoConfig;
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -30,6 +32,8 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// Sessions, group sizes, exports, alert webhook and the audit log (`[security]`).
     pub security: SecurityConfig,
+    /// Encryption at rest: where the keys live (`[crypto]`).
+    pub crypto: CryptoConfig,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -69,6 +73,7 @@ impl Default for Config {
             query: EngineConfig::default(),
             privacy: PrivacyConfig::default(),
             security: SecurityConfig::default(),
+            crypto: CryptoConfig::default(),
         }
     }
 }
@@ -77,6 +82,7 @@ impl Default for Config {
 /// (e.g. `MINIM_INGEST_KEY` for the load tool) are not configuration.
 const ENV_KEYS: &[&str] = &[
     "data_dir", "listen", "logging", "server", "ingest", "store", "query", "privacy", "security",
+    "crypto",
 ];
 
 /// Values given on the command line (highest precedence).
@@ -130,6 +136,9 @@ impl Config {
             .validate()
             .and_then(|()| self.security.signing_key_path(&self.data_dir).map(|_| ()))
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.crypto
+            .validate(&self.data_dir)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         self.privacy
             .trusted_proxy_nets()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -150,12 +159,14 @@ impl Config {
         Ok(())
     }
 
-    /// The store configuration with its data directory filled in.
-    pub fn store_config(&self) -> StoreConfig {
-        StoreConfig {
+    /// The store configuration with its data directory and encryption filled in.
+    pub fn store_config(&self) -> anyhow::Result<StoreConfig> {
+        let keyring = crate::keys::keyring(self)?;
+        Ok(StoreConfig {
             data_dir: self.data_dir.join("events"),
+            encryption: Some(minim_store::Encryption::new(keyring)),
             ..self.store.clone()
-        }
+        })
     }
 
     pub fn meta_path(&self) -> PathBuf {

@@ -2,6 +2,7 @@
 
 mod access_cmd;
 mod config;
+mod keys;
 mod load;
 mod privacy_cmd;
 
@@ -75,6 +76,9 @@ enum Command {
     /// Suspended principals: list, restore.
     #[command(subcommand)]
     Principal(access_cmd::PrincipalCmd),
+    /// Encryption keys: status, rotation.
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
     /// Write deterministic synthetic events as NDJSON on stdout.
     Gen(GenArgs),
     /// Replay NDJSON events against a server and report throughput and latency.
@@ -247,6 +251,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Keys(cmd) => {
+            let cfg = load_config(None)?;
+            let intent = match &cmd {
+                keys::KeysCmd::Status => intent("keys_status", Action::ReadConfig, None),
+                keys::KeysCmd::Rotate { project } => {
+                    intent("key_rotate", Action::ManageProject, Some(project))
+                }
+                keys::KeysCmd::Retire { project } => {
+                    intent("key_retire", Action::ManageProject, Some(project))
+                }
+            };
+            access_cmd::audited(&cfg, intent, || keys::keys(&cfg, cmd, json))
+        }
         Command::Gen(args) => gen_events(args),
         Command::Load(args) => runtime()?.block_on(load::run(args)),
         Command::Config => {
@@ -290,23 +307,28 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// The metadata database, encrypted (SQLCipher) under a key derived from the `meta`
+/// keyset.
 fn open_meta(cfg: &Config) -> anyhow::Result<SqliteMeta> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
-    SqliteMeta::open(&cfg.meta_path())
+    let keyring = keys::keyring(cfg)?;
+    let (_, key) = keyring
+        .derived(&minim_crypto::KeysetName::Meta, "minim/sqlcipher")
+        .context("the metadata database key")?;
+    SqliteMeta::open_encrypted(&cfg.meta_path(), &key)
         .with_context(|| format!("opening {}", cfg.meta_path().display()))
 }
 
 /// The audit log of the data directory (the server and admin commands share its chain).
 pub(crate) fn open_audit(cfg: &Config) -> anyhow::Result<minim_server::Audit> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    // The keyring first: it refuses a data directory it does not belong to, and on a
+    // new one it must exist before anything else is written there.
+    keys::keyring(cfg)?;
     minim_server::open_audit(&cfg.data_dir, &cfg.security).map_err(anyhow::Error::msg)
 }
 
 fn serve(cfg: Config) -> anyhow::Result<()> {
     let meta: Arc<dyn MetaStore> = Arc::new(open_meta(&cfg)?);
-    let store = minim_store::Store::open(cfg.store_config()).context("opening the event store")?;
+    let store = minim_store::Store::open(cfg.store_config()?).context("opening the event store")?;
     let app = minim_server::App::new(
         cfg.server.clone(),
         cfg.ingest.clone(),

@@ -160,7 +160,7 @@ pub fn plan(cfg: &Config, cmd: PlanCmd, json: bool) -> anyhow::Result<()> {
 
 /// Opens the event store for an offline command, with a clear error if a server has it.
 fn open_store(cfg: &Config) -> anyhow::Result<minim_store::Store> {
-    minim_store::Store::open(cfg.store_config()).map_err(|e| match e {
+    minim_store::Store::open(cfg.store_config()?).map_err(|e| match e {
         minim_store::StoreError::Locked(_) => anyhow::anyhow!(
             "the data directory is in use by a running server; use the HTTP API \
              (POST /api/v1/projects/ID/subjects/...) or stop the server"

@@ -6,11 +6,46 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use minim_store::{Store, StoreConfig};
+use std::sync::Arc;
+
+use minim_crypto::Keyring;
+use minim_store::{Encryption, Store, StoreConfig};
 use rand::Rng;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_minim");
+
+/// A temporary data directory; its keys directory (`<dir>.keys`, beside it, as by
+/// default) is removed with it.
+struct TestDir(tempfile::TempDir);
+
+impl TestDir {
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(Keyring::default_dir(self.0.path()));
+    }
+}
+
+fn test_dir() -> TestDir {
+    TestDir(tempfile::tempdir().unwrap())
+}
+
+/// Opens the event store of a data directory the way the binary does (encrypted, with
+/// the keyring beside it), after the server has stopped.
+fn open_store(dir: &Path) -> Store {
+    let ring = Keyring::open(&Keyring::default_dir(dir), None).unwrap();
+    Store::open(StoreConfig {
+        data_dir: dir.join("events"),
+        encryption: Some(Encryption::new(Arc::new(ring))),
+        ..StoreConfig::default()
+    })
+    .unwrap()
+}
 
 fn minim(dir: &Path) -> Command {
     let mut c = Command::new(BIN);
@@ -109,11 +144,7 @@ async fn post(
 /// Opens the stored events after the server has stopped: insert_id -> count, and
 /// checks every event is intact (its properties match what was sent).
 fn stored(dir: &Path) -> BTreeMap<String, usize> {
-    let store = Store::open(StoreConfig {
-        data_dir: dir.join("events"),
-        ..StoreConfig::default()
-    })
-    .unwrap();
+    let store = open_store(dir);
     let snap = store.snapshot();
     let mut counts = BTreeMap::new();
     for p in snap.projects() {
@@ -134,7 +165,7 @@ fn stored(dir: &Path) -> BTreeMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_no_acknowledged_event() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let key = create_project(dir.path());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -253,7 +284,7 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flushes_everything_and_exits_zero() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let key = create_project(dir.path());
     let mut server = start(dir.path());
     let client = reqwest::Client::new();
@@ -285,11 +316,7 @@ async fn sigterm_flushes_everything_and_exits_zero() {
 
     let status = terminate(&mut server.child);
     assert!(status.success(), "exit status {status:?}");
-    let store = Store::open(StoreConfig {
-        data_dir: dir.path().join("events"),
-        ..StoreConfig::default()
-    })
-    .unwrap();
+    let store = open_store(dir.path());
     let snap = store.snapshot();
     assert_eq!(snap.rows(), 501);
     assert!(
@@ -303,7 +330,7 @@ async fn sigterm_flushes_everything_and_exits_zero() {
 
 #[test]
 fn invalid_config_is_a_startup_error_naming_the_field() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let out = minim(dir.path())
         .env("MINIM_STORE__MEMTABLE_MAX_BYTES", "lots")
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -353,7 +380,7 @@ fn gen_is_deterministic_and_valid_ndjson() {
 /// the server recovers on its own. Needs root (mount); says so and skips otherwise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_refuses_writes_then_recovers_when_space_returns() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let mounted = Command::new("mount")
@@ -461,7 +488,7 @@ fn run_json(dir: &Path, args: &[&str]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn privacy_admin_commands_plans_subject_requests_and_retention() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let created = run_json(dir.path(), &["project", "create", "--name", "dsr"]);
     let project = created["project_id"].as_str().unwrap().to_owned();
     let key = created["ingest_key"].as_str().unwrap().to_owned();
@@ -566,11 +593,7 @@ async fn privacy_admin_commands_plans_subject_requests_and_retention() {
     assert_eq!(run_json(dir.path(), &args)["events"], 0);
     let retention = run_json(dir.path(), &["retention", "run"]);
     assert_eq!(retention["projects"][0]["report"]["events_deleted"], 0);
-    let store = Store::open(StoreConfig {
-        data_dir: dir.path().join("events"),
-        ..StoreConfig::default()
-    })
-    .unwrap();
+    let store = open_store(dir.path());
     assert_eq!(
         store.snapshot().rows(),
         1,
@@ -590,7 +613,7 @@ fn chrono_like_now() -> i64 {
 /// each kind of tampering, exit 1, `ok: false` and the first bad record named.
 #[test]
 fn audit_verify_detects_every_kind_of_tampering() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let created = run_json(dir.path(), &["project", "create", "--name", "audited"]);
     let project = created["project_id"].as_str().unwrap().to_owned();
     for role in ["viewer", "analyst", "admin", "auditor", "viewer"] {
@@ -704,4 +727,261 @@ fn audit_verify_detects_every_kind_of_tampering() {
         "{}.audit-key",
         dir.path().file_name().unwrap().to_string_lossy()
     )));
+}
+
+/// The ways a planted string could appear in a file: as is, UTF-16 (LE and BE),
+/// base64 at each of the three alignments, hex in either case.
+fn encodings(s: &str) -> Vec<(String, Vec<u8>)> {
+    use data_encoding::{BASE64, HEXLOWER, HEXUPPER};
+    let mut out = vec![("plain".to_owned(), s.as_bytes().to_vec())];
+    let le: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = s.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    out.push(("utf-16le".into(), le));
+    out.push(("utf-16be".into(), be));
+    for k in 0..3usize {
+        let mut padded = vec![b'x'; k];
+        padded.extend_from_slice(s.as_bytes());
+        let enc = BASE64.encode(&padded);
+        // Drop the characters that depend on the neighbouring bytes.
+        let skip = (k * 4).div_ceil(3);
+        let core = &enc[skip..enc.len().saturating_sub(4)];
+        out.push((format!("base64+{k}"), core.as_bytes().to_vec()));
+    }
+    out.push(("hex".into(), HEXLOWER.encode(s.as_bytes()).into_bytes()));
+    out.push(("HEX".into(), HEXUPPER.encode(s.as_bytes()).into_bytes()));
+    out
+}
+
+/// Every regular file under `root`, recursively.
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Fails naming the file and encoding if any planted string is found under `root`.
+fn assert_nothing_planted_under(root: &Path, planted: &[&str]) -> usize {
+    let files = files_under(root);
+    let needles: Vec<(String, String, Vec<u8>)> = planted
+        .iter()
+        .flat_map(|p| encodings(p).into_iter().map(|(k, b)| (p.to_string(), k, b)))
+        .collect();
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap_or_default();
+        for (p, kind, n) in &needles {
+            assert!(
+                !bytes.windows(n.len()).any(|w| w == n.as_slice()),
+                "{p:?} ({kind}) found in {}",
+                f.display()
+            );
+        }
+    }
+    files.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_data_directory_holds_no_plaintext_and_needs_the_master_key() {
+    let dir = test_dir();
+    let planted = [
+        "planted.person@example.org",
+        "Zebulon Quartermaine",
+        "planted_checkout_event",
+        "https://planted.example.net/very/secret/path",
+        "planted-value-7781",
+        "planted-project-name",
+    ];
+    let out = minim(dir.path())
+        .args(["project", "create", "--name", planted[5], "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["ingest_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let server = start(dir.path());
+    let client = reqwest::Client::new();
+    let body: Vec<Value> = (0..300)
+        .map(|i| {
+            serde_json::json!({
+                "event": if i % 3 == 0 { planted[2] } else { "page_view" },
+                "distinct_id": format!("user-{}", i % 20),
+                "insert_id": format!("plant-{i}"),
+                "properties": {
+                    "email": planted[0],
+                    "name": planted[1],
+                    "$current_url": planted[3],
+                    "plan": planted[4],
+                    "n": i,
+                }
+            })
+        })
+        .collect();
+    for chunk in body.chunks(50) {
+        let r = client
+            .post(format!("{}/api/v1/events", server.url))
+            .bearer_auth(&key)
+            .json(&chunk)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // While running: the WAL (and whatever was flushed) is ciphertext.
+    assert_nothing_planted_under(dir.path(), &planted);
+    // Flushes and compactions run every few hundred ms here; SIGTERM flushes the rest.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut server = server;
+    assert!(terminate(&mut server.child).success());
+    let n = assert_nothing_planted_under(dir.path(), &planted);
+    assert!(n >= 4, "expected meta, manifest, segments and the audit log: {n} files");
+
+    // The data is there, readable with the keys: what was kept of the planted values.
+    {
+        let store = open_store(dir.path());
+        let snap = store.snapshot();
+        let project = snap.projects().into_iter().next().unwrap();
+        let events = snap.events(&project).unwrap();
+        assert_eq!(events.len(), 300);
+        assert_eq!(events.iter().filter(|e| e.event == planted[2]).count(), 100);
+        assert!(events.iter().all(|e| e.properties.contains(planted[4])));
+        assert!(snap.memtable.is_empty());
+    }
+
+    // Without the master key nothing opens: not the server, not an admin command.
+    let keys = Keyring::default_dir(dir.path());
+    let hidden = keys.with_extension("moved-away");
+    std::fs::rename(keys.join("master.key"), &hidden).unwrap();
+    for args in [&["serve", "--listen", "127.0.0.1:0"][..], &["project", "list"]] {
+        let out = minim(dir.path()).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} ran without the master key");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("MINIM_MASTER_KEY") && err.contains("master.key"), "{args:?}: {err}");
+    }
+    // A wrong key from the environment is named as wrong.
+    let out = minim(dir.path())
+        .env("MINIM_MASTER_KEY", "ab".repeat(32))
+        .args(["project", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not open"));
+    // The right key from the environment works without the file.
+    let master = std::fs::read_to_string(&hidden).unwrap();
+    let out = minim(dir.path())
+        .env("MINIM_MASTER_KEY", master.trim())
+        .args(["project", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(planted[5]));
+    std::fs::rename(&hidden, keys.join("master.key")).unwrap();
+
+    // A flipped byte in a segment: an error naming the file, never other data.
+    let segment = files_under(&dir.path().join("events/segments"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&segment, &bytes).unwrap();
+    let ring = Keyring::open(&keys, None).unwrap();
+    let opened = Store::open(StoreConfig {
+        data_dir: dir.path().join("events"),
+        encryption: Some(Encryption::new(Arc::new(ring))),
+        ..StoreConfig::default()
+    });
+    // Recovery reads recent segments (dedupe ids): it may be the one that notices.
+    let err = match opened {
+        Err(e) => e,
+        Ok(store) => {
+            let snap = store.snapshot();
+            let project = snap.projects().into_iter().next().unwrap();
+            snap.events(&project).expect_err("tampering undetected")
+        }
+    };
+    let name = segment.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.to_string().contains(&name), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_under_load_survives_kill_9_and_re_encrypts_everything() {
+    let dir = test_dir();
+    let key = create_project(dir.path());
+    let project = run_json(dir.path(), &["project", "list"])["projects"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = reqwest::Client::new();
+    let mut acked: BTreeSet<u64> = BTreeSet::new();
+    let mut next = 0u64;
+    let mut rotations = 0;
+    // Three rounds: ingest, rotate while ingesting, kill -9 at a random moment of the
+    // background re-encryption, restart.
+    for round in 0..3 {
+        let mut server = start(dir.path());
+        for i in 0..40 {
+            let ids: Vec<u64> = (next..next + 25).collect();
+            next += 25;
+            if post(&client, &server, &key, &ids).await.status() == 200 {
+                acked.extend(ids);
+            }
+            if i == 20 {
+                let out = run_json(dir.path(), &["keys", "rotate", "--project", &project]);
+                assert!(out["key_id"].as_u64().is_some(), "{out}");
+                rotations += 1;
+            }
+        }
+        let wait = rand::rng().random_range(0..1500);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        if round < 2 {
+            server.child.kill().unwrap();
+            server.child.wait().unwrap();
+        } else {
+            // Last round: let re-encryption finish, then stop cleanly.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let st = run_json(dir.path(), &["keys", "status"]);
+                let p = &st["projects"][0];
+                if p["segments_stale"] == 0 && p["segments"].as_u64().unwrap_or(0) > 0 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "re-encryption did not finish: {st}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            assert!(terminate(&mut server.child).success());
+        }
+    }
+    assert_eq!(rotations, 3);
+    // Every acknowledged event is readable, once.
+    let counts = stored(dir.path());
+    for id in &acked {
+        assert_eq!(counts.get(&format!("id-{id}")), Some(&1), "id-{id} lost or doubled");
+    }
+    // Old keys can go now that nothing uses them; the data stays readable.
+    let st = run_json(dir.path(), &["keys", "status"]);
+    let keys_before = st["keysets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["keyset"] == format!("project:{project}"))
+        .map(|k| k["keys"].as_array().unwrap().len())
+        .unwrap();
+    assert_eq!(keys_before, 4, "one original key and three rotations: {st}");
+    let retired = run_json(dir.path(), &["keys", "retire", "--project", &project]);
+    assert_eq!(retired["retired"], 3, "{retired}");
+    let again = stored(dir.path());
+    assert_eq!(again.len(), acked.len());
 }

@@ -10,6 +10,7 @@
 //! on SQL result rows.
 
 mod columns;
+mod encryption;
 mod events;
 mod filter;
 mod funnel;

@@ -94,9 +94,10 @@ pub(crate) fn register_events(
     let prop_str = ctx.udf(PROP_STR)?;
     let redact = super::udf::redactor(&visibility.redacted_props);
     let mut sources: Vec<(Arc<dyn TableProvider>, Vec<String>)> = Vec::new();
+    let parquet = super::encryption::parquet_options(ctx, snapshot.encryption.as_ref());
     for (shredded, urls) in groups {
-        let options =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let format = ParquetFormat::default().with_options(parquet.clone());
+        let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .with_schema(as_views(schema_with(&shredded)));

@@ -5,10 +5,12 @@
 //! header := magic "MINIMWAL" | version u16 | flags u16 | key_id u32 | file_no u64 | crc32c u32 | reserved u32   (32 bytes)
 //! record := len u32 | crc32c u32 | kind u8 | flags u8 | key_id u32 | seq u64 | payload[len]
 //! ```
-//! All integers little-endian. The record CRC covers `kind..payload`. `key_id` 0 with
-//! flag bit 0 clear means plaintext; the encryption layer sets bit 0, puts its key id
-//! there and replaces `payload` by its ciphertext, without changing the framing.
-//! The payload of kind 1 (event batch) is described at [`encode_batch`].
+//! All integers little-endian. The record CRC covers `kind..payload` (it detects torn
+//! writes; authenticity comes from the encryption). `key_id` 0 with flag bit 0 clear
+//! means plaintext. An encrypted record ([`FLAG_ENCRYPTED`]) names the project key in
+//! `key_id` and its payload is `project: str16 | envelope`, the envelope holding the
+//! plaintext payload (`crypt.rs`). The payload of kind 1 (event batch) is described at
+//! [`encode_batch`].
 
 use minim_core::{Event, EventBatch, ProjectId};
 
@@ -166,6 +168,29 @@ pub fn encode_batch<'a>(
         }
         put_str(out, &e.properties);
     }
+}
+
+/// The payload of an encrypted record: the project in clear (to pick its keyset), then
+/// the envelope.
+pub fn encrypted_payload(out: &mut Vec<u8>, project: &ProjectId, envelope: &[u8]) {
+    out.clear();
+    let p = project.as_str().as_bytes();
+    out.extend_from_slice(&(p.len() as u16).to_le_bytes());
+    out.extend_from_slice(p);
+    out.extend_from_slice(envelope);
+}
+
+/// Splits an encrypted record's payload into (project, envelope).
+pub fn split_encrypted_payload(payload: &[u8]) -> Result<(&str, &[u8]), String> {
+    if payload.len() < 2 {
+        return Err("encrypted record shorter than its project".into());
+    }
+    let plen = usize::from(u16::from_le_bytes([payload[0], payload[1]]));
+    let p = payload
+        .get(2..2 + plen)
+        .ok_or("encrypted record shorter than its project")?;
+    let project = std::str::from_utf8(p).map_err(|_| "project id is not UTF-8")?;
+    Ok((project, &payload[2 + plen..]))
 }
 
 /// Decodes a kind-1 payload; every length is checked against the buffer.

@@ -16,7 +16,9 @@ use minim_core::EventBatch;
 use crate::config::Faults;
 use crate::error::{Result, StoreError};
 use crate::fsutil::sync_dir;
-use format::{FILE_HEADER_LEN, FileHeader, KIND_EVENT_BATCH, ReadOutcome};
+use crate::Encryption;
+use crate::crypt::crypto_err;
+use format::{FILE_HEADER_LEN, FLAG_ENCRYPTED, FileHeader, KIND_EVENT_BATCH, ReadOutcome};
 
 pub fn wal_path(dir: &Path, file_no: u64) -> PathBuf {
     dir.join(format!("{file_no:020}.wal"))
@@ -49,28 +51,41 @@ pub struct FileContents {
     pub valid_len: u64,
     /// Why reading stopped before the end of the file, if it did.
     pub stopped: Option<String>,
+    /// Records skipped because their project's keys were destroyed (crypto-shredded).
+    pub shredded_records: u64,
 }
 
-/// Reads every valid record of a WAL file.
-pub fn read_file(path: &Path, max_record_bytes: usize) -> Result<FileContents> {
+/// Reads every valid record of a WAL file, decrypting with `enc`.
+pub fn read_file(path: &Path, max_record_bytes: usize, enc: Option<&Encryption>) -> Result<FileContents> {
     let mut data = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut data))
         .map_err(|e| StoreError::io(path, e))?;
-    Ok(parse_file(&data, max_record_bytes))
+    parse_file(&data, max_record_bytes, enc, path)
 }
 
-/// Parses a WAL file image (used by recovery and by the property tests).
-pub fn parse_file(data: &[u8], max_record_bytes: usize) -> FileContents {
+/// Parses a WAL file image (used by recovery and by the property tests). A record that
+/// frames correctly (its checksum holds) but does not decrypt is an error naming
+/// `path`: a torn write cannot produce it, tampering or the wrong keys can.
+pub fn parse_file(
+    data: &[u8],
+    max_record_bytes: usize,
+    enc: Option<&Encryption>,
+    path: &Path,
+) -> Result<FileContents> {
     let mut out = FileContents {
         batches: Vec::new(),
         valid_len: 0,
         stopped: None,
+        shredded_records: 0,
     };
-    if let Err(e) = FileHeader::decode(data) {
-        out.stopped = Some(e);
-        return out;
-    }
+    let header = match FileHeader::decode(data) {
+        Ok(h) => h,
+        Err(e) => {
+            out.stopped = Some(e);
+            return Ok(out);
+        }
+    };
     let mut pos = FILE_HEADER_LEN;
     loop {
         if pos == data.len() {
@@ -78,16 +93,50 @@ pub fn parse_file(data: &[u8], max_record_bytes: usize) -> FileContents {
         }
         match format::read_record(&data[pos..], max_record_bytes) {
             ReadOutcome::Record(rec, n) => {
-                if rec.kind != KIND_EVENT_BATCH || rec.flags != 0 {
+                let encrypted = rec.flags == FLAG_ENCRYPTED;
+                if rec.kind != KIND_EVENT_BATCH || (rec.flags != 0 && !encrypted) {
                     out.stopped = Some(format!(
                         "unsupported record kind {} flags {} at offset {pos}",
                         rec.kind, rec.flags
                     ));
                     break;
                 }
-                match format::decode_batch(&rec.payload) {
-                    Ok(b) => out.batches.push((rec.seq, b)),
-                    Err(e) => {
+                let what = || format!("{} (record at offset {pos})", path.display());
+                let plain = match (encrypted, enc) {
+                    (false, None) => Some(rec.payload),
+                    (false, Some(_)) => {
+                        return Err(StoreError::Crypto {
+                            what: what(),
+                            reason: "a plaintext record in an encrypted store".into(),
+                        });
+                    }
+                    (true, None) => {
+                        return Err(StoreError::Crypto {
+                            what: what(),
+                            reason: "the record is encrypted and no keyring was given".into(),
+                        });
+                    }
+                    (true, Some(enc)) => {
+                        let (project, envelope) = format::split_encrypted_payload(&rec.payload)
+                            .map_err(|reason| StoreError::Crypto { what: what(), reason })?;
+                        match enc.open_wal(project, header.file_no, rec.seq, envelope, &what()) {
+                            Ok(p) => Some(p),
+                            Err(e) if e.is_destroyed() => None,
+                            Err(e) => return Err(crypto_err(&what(), e)),
+                        }
+                    }
+                };
+                match plain.map(|p| format::decode_batch(&p)) {
+                    Some(Ok(b)) => out.batches.push((rec.seq, b)),
+                    None => out.shredded_records += 1,
+                    Some(Err(e)) if encrypted => {
+                        // Authenticated but undecodable: written wrong, not torn.
+                        return Err(StoreError::Corrupt {
+                            path: path.to_path_buf(),
+                            reason: format!("undecodable record at offset {pos}: {e}"),
+                        });
+                    }
+                    Some(Err(e)) => {
                         out.stopped = Some(format!("undecodable record at offset {pos}: {e}"));
                         break;
                     }
@@ -105,7 +154,27 @@ pub fn parse_file(data: &[u8], max_record_bytes: usize) -> FileContents {
         }
     }
     out.valid_len = pos as u64;
-    out
+    Ok(out)
+}
+
+/// How many encrypted records of `project` in a WAL file image name a key other than
+/// `key_id` (reads headers and the clear project prefix only: no decryption).
+pub fn count_foreign_keys(data: &[u8], project: &str, key_id: u32) -> usize {
+    if FileHeader::decode(data).is_err() {
+        return 0;
+    }
+    let mut pos = FILE_HEADER_LEN;
+    let mut n = 0;
+    while let ReadOutcome::Record(rec, len) = format::read_record(&data[pos..], usize::MAX) {
+        if rec.flags == FLAG_ENCRYPTED
+            && rec.key_id != key_id
+            && format::split_encrypted_payload(&rec.payload).is_ok_and(|(p, _)| p == project)
+        {
+            n += 1;
+        }
+        pos += len;
+    }
+    n
 }
 
 /// Cuts a file back to its valid prefix and makes that durable.

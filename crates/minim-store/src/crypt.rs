@@ -1,0 +1,174 @@
+//! How the store encrypts its files, given the keyring (`minim-crypto`).
+//!
+//! - **WAL records** of project P: the batch payload becomes an envelope under P's
+//!   primary key, bound to (P, WAL file number, record sequence number); the record
+//!   names P in clear before the envelope so recovery knows which keyset to use.
+//! - **Segments** of P: Parquet modular encryption, encrypted footer, every column
+//!   encrypted (AES-GCM, as the Parquet format specifies) with a key derived from P's
+//!   key; the footer's key metadata `minim1:P:KEY_ID` lets any reader (this crate, the
+//!   query engine) find the key through [`Encryption::decryption_properties`].
+//! - **The manifest**: an envelope under the `system` keyset.
+//!
+//! A destroyed (crypto-shredded) project's records and segments read as
+//! `CryptoError::Destroyed`: recovery skips them, nothing else can read them.
+
+use std::sync::Arc;
+
+use minim_core::ProjectId;
+use minim_crypto::{CryptoError, Key, Keyring, KeysetName};
+use parquet::encryption::decrypt::{FileDecryptionProperties, KeyRetriever};
+use parquet::encryption::encrypt::FileEncryptionProperties;
+use parquet::errors::ParquetError;
+
+use crate::error::{Result, StoreError};
+
+const PARQUET_KEY_PREFIX: &str = "minim1:";
+const PARQUET_KEY_PURPOSE: &[u8] = b"minim/parquet/segment";
+
+/// The store's handle on the keyring. Cheap to clone.
+#[derive(Clone)]
+pub struct Encryption {
+    keyring: Arc<Keyring>,
+}
+
+impl std::fmt::Debug for Encryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encryption").field("keyring", &self.keyring.id()).finish()
+    }
+}
+
+fn wal_ad(project: &str, file_no: u64, seq: u64) -> Vec<u8> {
+    format!("minim/wal/{project}/{file_no}/{seq}").into_bytes()
+}
+
+const MANIFEST_AD: &[u8] = b"minim/manifest";
+
+pub(crate) fn crypto_err(what: &str, e: CryptoError) -> StoreError {
+    if e.is_destroyed() {
+        StoreError::Destroyed(e.to_string())
+    } else {
+        StoreError::Crypto {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl Encryption {
+    pub fn new(keyring: Arc<Keyring>) -> Self {
+        Self { keyring }
+    }
+
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
+    }
+
+    /// Encrypts a WAL record payload of `project`; returns (key id, envelope).
+    pub(crate) fn seal_wal(
+        &self,
+        project: &ProjectId,
+        file_no: u64,
+        seq: u64,
+        payload: &[u8],
+    ) -> Result<(u32, Vec<u8>)> {
+        let what = format!("WAL record {seq} of project {project}");
+        let ks = self
+            .keyring
+            .get_or_create(&KeysetName::project(project.as_str()))
+            .map_err(|e| crypto_err(&what, e))?;
+        let ct = ks
+            .seal(&wal_ad(project.as_str(), file_no, seq), payload)
+            .map_err(|e| crypto_err(&what, e))?;
+        Ok((ks.primary_id(), ct))
+    }
+
+    /// Decrypts a WAL record payload. `what` names the file and offset for errors.
+    pub(crate) fn open_wal(
+        &self,
+        project: &str,
+        file_no: u64,
+        seq: u64,
+        envelope: &[u8],
+        what: &str,
+    ) -> std::result::Result<Vec<u8>, CryptoError> {
+        let ks = self.keyring.require(&KeysetName::project(project))?;
+        ks.open(&wal_ad(project, file_no, seq), envelope, what)
+    }
+
+    fn parquet_key(&self, project: &str, key_id: Option<u32>, what: &str) -> std::result::Result<(u32, Key), CryptoError> {
+        let ks = self.keyring.require(&KeysetName::project(project))?;
+        let (id, key) = match key_id {
+            Some(id) => (id, ks.require(id, what)?),
+            None => {
+                let (id, key) = ks.primary();
+                (id, key)
+            }
+        };
+        Ok((id, key.derive(PARQUET_KEY_PURPOSE)))
+    }
+
+    /// Encryption properties for a new segment of `project`, under its primary key.
+    pub(crate) fn encryption_properties(
+        &self,
+        project: &ProjectId,
+        day: i32,
+    ) -> Result<Arc<FileEncryptionProperties>> {
+        let what = format!("a new segment of project {project}");
+        self.keyring
+            .get_or_create(&KeysetName::project(project.as_str()))
+            .map_err(|e| crypto_err(&what, e))?;
+        let (id, key) = self
+            .parquet_key(project.as_str(), None, &what)
+            .map_err(|e| crypto_err(&what, e))?;
+        FileEncryptionProperties::builder(key.expose().to_vec())
+            .with_footer_key_metadata(format!("{PARQUET_KEY_PREFIX}{project}:{id}").into_bytes())
+            .with_aad_prefix(format!("minim/segment/{project}/{day}").into_bytes())
+            .with_aad_prefix_storage(true)
+            .build()
+            .map_err(|e| crypto_err(&what, CryptoError::Mismatch(e.to_string())))
+    }
+
+    /// Decryption properties for any segment: the key is found from the footer's key
+    /// metadata. Used by this crate's readers and the query engine's.
+    pub fn decryption_properties(&self) -> std::result::Result<Arc<FileDecryptionProperties>, ParquetError> {
+        FileDecryptionProperties::with_key_retriever(Arc::new(Retriever(self.clone()))).build()
+    }
+
+    /// The key id a segment's footer key metadata names, or None if it is not ours.
+    pub fn parse_key_metadata(meta: &[u8]) -> Option<(String, u32)> {
+        let s = std::str::from_utf8(meta).ok()?.strip_prefix(PARQUET_KEY_PREFIX)?;
+        let (project, id) = s.rsplit_once(':')?;
+        Some((project.to_owned(), id.parse().ok()?))
+    }
+
+    pub(crate) fn seal_manifest(&self, bytes: &[u8]) -> Result<Vec<u8>> {
+        let ks = self
+            .keyring
+            .get_or_create(&KeysetName::System)
+            .map_err(|e| crypto_err("manifest", e))?;
+        ks.seal(MANIFEST_AD, bytes).map_err(|e| crypto_err("manifest", e))
+    }
+
+    pub(crate) fn open_manifest(&self, envelope: &[u8], what: &str) -> Result<Vec<u8>> {
+        let ks = self
+            .keyring
+            .require(&KeysetName::System)
+            .map_err(|e| crypto_err(what, e))?;
+        ks.open(MANIFEST_AD, envelope, what).map_err(|e| crypto_err(what, e))
+    }
+}
+
+struct Retriever(Encryption);
+
+impl KeyRetriever for Retriever {
+    fn retrieve_key(&self, key_metadata: &[u8]) -> parquet::errors::Result<Vec<u8>> {
+        let (project, id) = Encryption::parse_key_metadata(key_metadata)
+            .ok_or_else(|| ParquetError::General("segment key metadata is not Minim's".into()))?;
+        let what = format!("a segment of project {project}");
+        let (_, key) = self
+            .0
+            .parquet_key(&project, Some(id), &what)
+            .map_err(|e| ParquetError::General(e.to_string()))?;
+        Ok(key.expose().to_vec())
+    }
+}

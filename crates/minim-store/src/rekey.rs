@@ -1,0 +1,102 @@
+//! Re-encryption after a key rotation: segments written under a project key that is no
+//! longer its primary are rewritten under the primary, a few per compactor tick, each
+//! through the same manifest swap as erasure and retention. Until a segment's swap
+//! commits its old file stays listed and readable (old keys stay in the keyset,
+//! decrypt-only), so a crash at any moment leaves every event readable; after a crash
+//! the work simply continues.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError};
+
+use minim_core::ProjectId;
+use minim_crypto::KeysetName;
+
+use crate::Shared;
+use crate::crypt::crypto_err;
+use crate::error::Result;
+use crate::manifest::{Manifest, SegmentFile};
+use crate::rewrite::{Swap, commit, rewrite_segment};
+
+/// Re-encryption progress of one project.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyProgress {
+    pub project: String,
+    pub primary_key_id: u32,
+    pub segments: usize,
+    /// Segments still under an older key (or plaintext).
+    pub segments_stale: usize,
+}
+
+/// Progress per project, from a manifest (works without opening the store, so the CLI
+/// can show it while a server runs). Projects whose keys were destroyed are left out.
+pub fn progress(manifest: &Manifest, enc: &crate::Encryption) -> Result<Vec<KeyProgress>> {
+    let mut by_project: BTreeMap<&ProjectId, Vec<&Arc<SegmentFile>>> = BTreeMap::new();
+    for s in &manifest.segments {
+        by_project.entry(&s.meta.project).or_default().push(s);
+    }
+    let mut out = Vec::new();
+    for (project, segs) in by_project {
+        let name = KeysetName::project(project.as_str());
+        let Some(ks) = enc.keyring().get(&name).or_else(|e| {
+            if e.is_destroyed() { Ok(None) } else { Err(crypto_err(&name.label(), e)) }
+        })?
+        else {
+            continue;
+        };
+        let primary = ks.primary_id();
+        out.push(KeyProgress {
+            project: project.as_str().to_owned(),
+            primary_key_id: primary,
+            segments: segs.len(),
+            segments_stale: segs.iter().filter(|s| s.meta.key_id != primary).count(),
+        });
+    }
+    Ok(out)
+}
+
+/// Rewrites up to `max` stale segments under their project's primary key. Returns how
+/// many were rewritten. Callers must not hold `compaction_pass`.
+pub(crate) fn run_once(shared: &Shared, max: usize) -> Result<usize> {
+    let Some(enc) = shared.cfg.encryption.as_ref() else {
+        return Ok(0);
+    };
+    let _pass = shared
+        .compaction_pass
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let candidates: Vec<Arc<SegmentFile>> = {
+        let manifest = shared
+            .manifest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        manifest.segments.clone()
+    };
+    let mut done = 0;
+    for seg in candidates {
+        if done == max {
+            break;
+        }
+        let name = KeysetName::project(seg.meta.project.as_str());
+        let primary = match enc.keyring().get(&name) {
+            Ok(Some(ks)) => ks.primary_id(),
+            // Destroyed or never keyed: nothing to re-encrypt to.
+            Ok(None) => continue,
+            Err(e) if e.is_destroyed() => continue,
+            Err(e) => return Err(crypto_err(&name.label(), e)),
+        };
+        if seg.meta.key_id == primary {
+            continue;
+        }
+        let copy = rewrite_segment(shared, &seg, Ok)?;
+        let swap = Swap {
+            removed: vec![seg.clone()],
+            added: vec![copy],
+        };
+        commit(shared, swap, |_| {})?;
+        done += 1;
+    }
+    if done > 0 {
+        tracing::info!(segments = done, "re-encrypted segments under their project's current key");
+    }
+    Ok(done)
+}

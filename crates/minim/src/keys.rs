@@ -1,0 +1,189 @@
+//! The keyring of the data directory (encryption at rest), opened once per process
+//! before anything is written into the data directory, and the `minim keys` commands.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use minim_crypto::{Keyring, KeyringOpened, MASTER_KEY_ENV};
+
+use crate::config::Config;
+
+/// The `[crypto]` section.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CryptoConfig {
+    /// The keys directory: master key file (unless `MINIM_MASTER_KEY` is set) and the
+    /// wrapped keysets. Must be outside the data directory. Default `<data_dir>.keys`.
+    pub keys_dir: Option<PathBuf>,
+}
+
+impl CryptoConfig {
+    pub fn keys_dir(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.keys_dir
+            .clone()
+            .unwrap_or_else(|| Keyring::default_dir(data_dir))
+    }
+
+    /// The keys directory may not be inside the data directory: a copy of the data
+    /// directory would then carry its keys.
+    pub fn validate(&self, data_dir: &std::path::Path) -> Result<(), String> {
+        let keys = self.keys_dir(data_dir);
+        let abs = |p: &std::path::Path| {
+            std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+        };
+        if abs(&keys).starts_with(abs(data_dir)) {
+            return Err(format!(
+                "crypto.keys_dir {} is inside the data directory {}; keys must live outside it",
+                keys.display(),
+                data_dir.display()
+            ));
+        }
+        Ok(())
+    }
+}
+
+static KEYRING: Mutex<Option<Arc<Keyring>>> = Mutex::new(None);
+
+/// The keyring of `cfg`'s data directory. The first call in a process opens it (on a
+/// new data directory: creates it, generating a master key unless the environment
+/// supplies one, and says where it went).
+pub(crate) fn keyring(cfg: &Config) -> anyhow::Result<Arc<Keyring>> {
+    let mut slot = KEYRING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(k) = slot.as_ref() {
+        return Ok(k.clone());
+    }
+    let keys_dir = cfg.crypto.keys_dir(&cfg.data_dir);
+    let env = std::env::var(MASTER_KEY_ENV).ok();
+    let (ring, how) = Keyring::open_for_data_dir(&cfg.data_dir, &keys_dir, env.as_deref())
+        .with_context(|| format!("opening the keyring of {}", cfg.data_dir.display()))?;
+    if let KeyringOpened::Created { master_key_file } = how {
+        match master_key_file {
+            Some(path) => tracing::warn!(
+                master_key = %path.display(),
+                "generated a new master key for this data directory; back up the keys directory {} off-host: without it the data cannot be read",
+                keys_dir.display()
+            ),
+            None => tracing::info!(keys_dir = %keys_dir.display(),
+                "created a new keyring under the master key from {MASTER_KEY_ENV}"),
+        }
+    }
+    let ring = Arc::new(ring);
+    *slot = Some(ring.clone());
+    Ok(ring)
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Show the keyring: its id and directory, each keyset's keys, and how far segments
+    /// have been re-encrypted under each project's current key.
+    Status,
+    /// Give a project a new data key. New writes use it at once; existing segments are
+    /// re-encrypted in the background by the server's compactor (see `keys status`);
+    /// the old key stays, decrypt-only, until `keys retire`.
+    Rotate {
+        #[arg(long)]
+        project: String,
+    },
+    /// Drop a project's old keys once nothing is encrypted under them any more
+    /// (refused while a segment or WAL record still uses one).
+    Retire {
+        #[arg(long)]
+        project: String,
+    },
+}
+
+fn manifest(cfg: &Config, ring: &Arc<Keyring>) -> anyhow::Result<minim_store::manifest::Manifest> {
+    let enc = minim_store::Encryption::new(ring.clone());
+    minim_store::manifest::Manifest::load(&cfg.data_dir.join("events"), Some(&enc))
+        .context("reading the event store manifest")
+}
+
+fn progress(cfg: &Config, ring: &Arc<Keyring>) -> anyhow::Result<Vec<minim_store::rekey::KeyProgress>> {
+    let enc = minim_store::Encryption::new(ring.clone());
+    Ok(minim_store::rekey::progress(&manifest(cfg, ring)?, &enc)?)
+}
+
+pub(crate) fn keys(cfg: &Config, cmd: KeysCmd, json: bool) -> anyhow::Result<()> {
+    use minim_crypto::KeysetName;
+    let ring = keyring(cfg)?;
+    match cmd {
+        KeysCmd::Status => {
+            let projects = progress(cfg, &ring)?;
+            let mut keysets = Vec::new();
+            let mut names = vec![KeysetName::System, KeysetName::Meta];
+            names.extend(projects.iter().map(|p| KeysetName::project(&p.project)));
+            for name in names {
+                if let Some(ks) = ring.get(&name)? {
+                    keysets.push(serde_json::json!({"keyset": name.label(), "keys": ks.info()}));
+                }
+            }
+            let mut human = format!("keyring {} in {}\n", ring.id(), ring.dir().display());
+            for p in &projects {
+                human.push_str(&format!(
+                    "project {}: key {:#010x}, {} of {} segments still under older keys\n",
+                    p.project, p.primary_key_id, p.segments_stale, p.segments
+                ));
+            }
+            crate::print(
+                json,
+                serde_json::json!({
+                    "keyring": ring.id(),
+                    "keys_dir": ring.dir(),
+                    "keysets": keysets,
+                    "projects": projects,
+                }),
+                human.trim_end().to_owned(),
+            )
+        }
+        KeysCmd::Rotate { project } => {
+            let id = minim_core::ProjectId::new(&project).map_err(|e| anyhow::anyhow!("--project: {e}"))?;
+            let key_id = ring.rotate(&KeysetName::project(id.as_str()))?;
+            crate::print(
+                json,
+                serde_json::json!({"project": project, "key_id": key_id}),
+                format!(
+                    "project {project}: new data key {key_id:#010x}; segments are re-encrypted in the background (minim keys status)"
+                ),
+            )
+        }
+        KeysCmd::Retire { project } => {
+            let name = KeysetName::project(&project);
+            let ks = ring.require(&name)?;
+            let primary = ks.primary_id();
+            let stale = progress(cfg, &ring)?
+                .into_iter()
+                .find(|p| p.project == project)
+                .map_or(0, |p| p.segments_stale);
+            if stale > 0 {
+                anyhow::bail!(
+                    "{stale} segments of project {project} are still encrypted under older keys; retire after re-encryption finishes (minim keys status)"
+                );
+            }
+            let wal_users = wal_records_under_other_keys(cfg, &project, primary)?;
+            if wal_users > 0 {
+                anyhow::bail!(
+                    "{wal_users} WAL records of project {project} still use older keys; retire after the next flush"
+                );
+            }
+            let retired = ring.retire_old(&name)?;
+            crate::print(
+                json,
+                serde_json::json!({"project": project, "retired": retired}),
+                format!("project {project}: {retired} old keys dropped"),
+            )
+        }
+    }
+}
+
+/// WAL records of `project` under a key other than `primary` (the record headers name
+/// project key ids in clear, so this reads no event data).
+fn wal_records_under_other_keys(cfg: &Config, project: &str, primary: u32) -> anyhow::Result<usize> {
+    let dir = cfg.data_dir.join("events").join("wal");
+    let mut n = 0;
+    for no in minim_store::wal::list_files(&dir)? {
+        let data = std::fs::read(minim_store::wal::wal_path(&dir, no))?;
+        n += minim_store::wal::count_foreign_keys(&data, project, primary);
+    }
+    Ok(n)
+}
