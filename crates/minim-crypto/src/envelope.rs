@@ -25,7 +25,15 @@ pub const OVERHEAD: usize = PREFIX_LEN + NONCE_LEN + TAG_LEN;
 
 fn prefix(key_id: u32) -> [u8; PREFIX_LEN] {
     let id = key_id.to_le_bytes();
-    [MAGIC, VERSION, ALG_XCHACHA20_POLY1305, id[0], id[1], id[2], id[3]]
+    [
+        MAGIC,
+        VERSION,
+        ALG_XCHACHA20_POLY1305,
+        id[0],
+        id[1],
+        id[2],
+        id[3],
+    ]
 }
 
 fn aad(prefix: &[u8], ad: &[u8]) -> Vec<u8> {
@@ -119,7 +127,10 @@ mod tests {
         let env = seal(&k, 42, b"project=a|wal", b"hello").expect("seal");
         assert_eq!(env.len(), OVERHEAD + 5);
         assert_eq!(key_id(&env, "t").expect("id"), 42);
-        assert_eq!(open(&k, b"project=a|wal", &env, "t").expect("open"), b"hello");
+        assert_eq!(
+            open(&k, b"project=a|wal", &env, "t").expect("open"),
+            b"hello"
+        );
         assert!(matches!(
             open(&k, b"project=b|wal", &env, "t"),
             Err(CryptoError::Corrupt { .. })

@@ -24,7 +24,9 @@ pub enum CryptoError {
     )]
     MasterMissing { env: &'static str, path: PathBuf },
     /// A master key was supplied but is not the one this keyring was made with.
-    #[error("the master key ({source_name}) does not open the keyring at {path}: it is not the key this data was encrypted with")]
+    #[error(
+        "the master key ({source_name}) does not open the keyring at {path}: it is not the key this data was encrypted with"
+    )]
     MasterWrong { source_name: String, path: PathBuf },
     /// The keys directory and the data directory do not belong together, or one is missing.
     #[error("{0}")]

@@ -18,7 +18,10 @@ pub(crate) fn create_dir_private(dir: &Path) -> Result<(), CryptoError> {
 }
 
 pub(crate) fn sync_parent(path: &Path) -> Result<(), CryptoError> {
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     File::open(parent)
         .and_then(|d| d.sync_all())
         .map_err(|e| CryptoError::io(parent, e))

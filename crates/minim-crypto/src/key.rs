@@ -54,7 +54,8 @@ impl Key {
         let hk = Hkdf::<Sha256>::new(Some(b"minim-kdf-v1"), &*self.0);
         let mut out = Zeroizing::new([0u8; KEY_LEN]);
         // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail.
-        hk.expand(info, &mut *out).expect("HKDF output length is valid");
+        hk.expand(info, &mut *out)
+            .expect("HKDF output length is valid");
         Key(out)
     }
 

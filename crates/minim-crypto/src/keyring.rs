@@ -158,8 +158,9 @@ fn load_master(dir: &Path, env_value: Option<&str>) -> Result<MasterSource, Cryp
     match read_opt(&path)? {
         Some(bytes) => {
             let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
-            let key = Key::from_hex(&text)
-                .ok_or_else(|| CryptoError::format(&path, "expected 64 hex digits (a 256-bit key)"))?;
+            let key = Key::from_hex(&text).ok_or_else(|| {
+                CryptoError::format(&path, "expected 64 hex digits (a 256-bit key)")
+            })?;
             Ok(MasterSource::File(path, key))
         }
         None => Ok(MasterSource::None),
@@ -226,14 +227,20 @@ impl Keyring {
         }
         let (ring, file) = Self::create(keys_dir, env_value)?;
         ring.mark(data_dir)?;
-        Ok((ring, KeyringOpened::Created { master_key_file: file }))
+        Ok((
+            ring,
+            KeyringOpened::Created {
+                master_key_file: file,
+            },
+        ))
     }
 
     /// Opens an existing keyring.
     pub fn open(keys_dir: &Path, env_value: Option<&str>) -> Result<Self, CryptoError> {
         let ring_path = keys_dir.join("keyring.json");
-        let bytes = read_opt(&ring_path)?
-            .ok_or_else(|| CryptoError::Mismatch(format!("there is no keyring at {}", keys_dir.display())))?;
+        let bytes = read_opt(&ring_path)?.ok_or_else(|| {
+            CryptoError::Mismatch(format!("there is no keyring at {}", keys_dir.display()))
+        })?;
         let file: KeyringFile = serde_json::from_slice(&bytes)
             .map_err(|e| CryptoError::format(&ring_path, format!("not a keyring file: {e}")))?;
         let (master, source_name) = match load_master(keys_dir, env_value)? {
@@ -253,9 +260,15 @@ impl Keyring {
         if master.fingerprint() != file.master_id {
             return Err(wrong());
         }
-        let check = hex::decode(&file.check).map_err(|_| CryptoError::format(&ring_path, "check is not hex"))?;
-        let id = envelope::open(&master, &check_ad(&file.id), &check, &ring_path.display().to_string())
-            .map_err(|_| wrong())?;
+        let check = hex::decode(&file.check)
+            .map_err(|_| CryptoError::format(&ring_path, "check is not hex"))?;
+        let id = envelope::open(
+            &master,
+            &check_ad(&file.id),
+            &check,
+            &ring_path.display().to_string(),
+        )
+        .map_err(|_| wrong())?;
         if id != file.id.as_bytes() {
             return Err(wrong());
         }
@@ -269,7 +282,10 @@ impl Keyring {
     }
 
     /// Creates a new keyring in `keys_dir` (which must not hold one).
-    fn create(keys_dir: &Path, env_value: Option<&str>) -> Result<(Self, Option<PathBuf>), CryptoError> {
+    fn create(
+        keys_dir: &Path,
+        env_value: Option<&str>,
+    ) -> Result<(Self, Option<PathBuf>), CryptoError> {
         create_dir_private(&keys_dir.join("projects"))?;
         let (master, generated) = match load_master(keys_dir, env_value)? {
             MasterSource::Env(k) | MasterSource::File(_, k) => (k, None),
@@ -318,7 +334,10 @@ impl Keyring {
 
     fn mark(&self, data_dir: &Path) -> Result<(), CryptoError> {
         create_dir_private(data_dir)?;
-        write_atomic(&data_dir.join(DATA_DIR_MARKER), format!("{}\n", self.id).as_bytes())
+        write_atomic(
+            &data_dir.join(DATA_DIR_MARKER),
+            format!("{}\n", self.id).as_bytes(),
+        )
     }
 
     pub fn id(&self) -> &str {
@@ -341,11 +360,19 @@ impl Keyring {
         if let Some(t) = name.tombstone(&self.dir)
             && t.exists()
         {
-            return Err(CryptoError::Destroyed { keyset: name.label() });
+            return Err(CryptoError::Destroyed {
+                keyset: name.label(),
+            });
         }
         let path = name.file(&self.dir);
         match read_opt(&path)? {
-            Some(bytes) => Keyset::from_stored(&bytes, &name.label(), &self.master, &path.display().to_string()).map(Some),
+            Some(bytes) => Keyset::from_stored(
+                &bytes,
+                &name.label(),
+                &self.master,
+                &path.display().to_string(),
+            )
+            .map(Some),
             None => Ok(None),
         }
     }
@@ -380,8 +407,9 @@ impl Keyring {
 
     /// The keyset `name` for reading: an error if it does not exist.
     pub fn require(&self, name: &KeysetName) -> Result<Arc<Keyset>, CryptoError> {
-        self.get(name)?
-            .ok_or_else(|| CryptoError::Destroyed { keyset: name.label() })
+        self.get(name)?.ok_or_else(|| CryptoError::Destroyed {
+            keyset: name.label(),
+        })
     }
 
     /// The keyset `name`, created (one fresh primary key) if it does not exist yet.
@@ -426,7 +454,10 @@ impl Keyring {
     }
 
     fn store(&self, name: &KeysetName, ks: &Keyset) -> Result<(), CryptoError> {
-        write_atomic(&name.file(&self.dir), &ks.to_stored(&self.master, self.master_id)?)?;
+        write_atomic(
+            &name.file(&self.dir),
+            &ks.to_stored(&self.master, self.master_id)?,
+        )?;
         self.cache.lock().expect("keyring cache").remove(name);
         Ok(())
     }
@@ -494,7 +525,10 @@ mod tests {
         let ks2 = again.require(&KeysetName::project("p1")).expect("ks");
         assert_eq!(ks2.open(b"ad", &ct, "t").expect("open"), b"secret");
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(keys.join("master.key")).expect("m").permissions().mode();
+        let mode = fs::metadata(keys.join("master.key"))
+            .expect("m")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -503,17 +537,22 @@ mod tests {
         let (_t, data, keys) = dirs();
         let env = "11".repeat(32);
         Keyring::open_for_data_dir(&data, &keys, Some(&env)).expect("create");
-        assert!(!keys.join("master.key").exists(), "an env key is never written");
+        assert!(
+            !keys.join("master.key").exists(),
+            "an env key is never written"
+        );
         fs::write(data.join("meta.db"), b"x").expect("write");
         let err = Keyring::open_for_data_dir(&data, &keys, None).expect_err("no key");
         assert!(matches!(err, CryptoError::MasterMissing { .. }), "{err}");
         assert!(err.to_string().contains(MASTER_KEY_ENV));
-        let err = Keyring::open_for_data_dir(&data, &keys, Some(&"22".repeat(32))).expect_err("wrong");
+        let err =
+            Keyring::open_for_data_dir(&data, &keys, Some(&"22".repeat(32))).expect_err("wrong");
         assert!(matches!(err, CryptoError::MasterWrong { .. }), "{err}");
         let err = Keyring::open_for_data_dir(&data, &keys, Some("nothex")).expect_err("bad");
         assert!(err.to_string().contains("64 hex digits"), "{err}");
         // The data directory without its keys directory.
-        let err = Keyring::open_for_data_dir(&data, &data.join("elsewhere"), Some(&env)).expect_err("moved");
+        let err = Keyring::open_for_data_dir(&data, &data.join("elsewhere"), Some(&env))
+            .expect_err("moved");
         assert!(err.to_string().contains("no keyring at"), "{err}");
     }
 
@@ -532,7 +571,11 @@ mod tests {
         let (a, _) = Keyring::open_for_data_dir(&data, &keys, None).expect("create");
         let b = Keyring::open(&keys, None).expect("open");
         let name = KeysetName::project("p1");
-        let old = a.get_or_create(&name).expect("ks").seal(b"", b"v1").expect("seal");
+        let old = a
+            .get_or_create(&name)
+            .expect("ks")
+            .seal(b"", b"v1")
+            .expect("seal");
         assert_eq!(b.require(&name).expect("ks").key_ids().len(), 1);
         // Same-second mtimes: make sure the change is visible even then.
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -545,7 +588,11 @@ mod tests {
         assert!(a.is_destroyed("p1"));
         for ring in [&a, &b] {
             assert!(ring.get(&name).expect_err("gone").is_destroyed());
-            assert!(ring.get_or_create(&name).expect_err("never re-created").is_destroyed());
+            assert!(
+                ring.get_or_create(&name)
+                    .expect_err("never re-created")
+                    .is_destroyed()
+            );
         }
         assert!(!keys.join("projects/p1.keyset").exists());
     }

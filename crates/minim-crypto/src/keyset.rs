@@ -160,7 +160,12 @@ impl Keyset {
             .keys
             .iter()
             .map(|e| {
-                let w = envelope::seal(master, master_id, &wrap_ad(&self.name, e.id), e.key.expose())?;
+                let w = envelope::seal(
+                    master,
+                    master_id,
+                    &wrap_ad(&self.name, e.id),
+                    e.key.expose(),
+                )?;
                 Ok(StoredKey {
                     id: e.id,
                     created_at_ms: e.created_at_ms,
@@ -194,7 +199,10 @@ impl Keyset {
         let stored: Stored =
             serde_json::from_slice(bytes).map_err(|e| bad(format!("not a keyset: {e}")))?;
         if stored.version != 1 {
-            return Err(bad(format!("unsupported keyset version {}", stored.version)));
+            return Err(bad(format!(
+                "unsupported keyset version {}",
+                stored.version
+            )));
         }
         if stored.name != name {
             return Err(bad(format!("holds keyset {:?}, not {name:?}", stored.name)));
@@ -202,8 +210,10 @@ impl Keyset {
         let mut keys = Vec::with_capacity(stored.keys.len());
         for k in stored.keys {
             let w = hex::decode(&k.wrapped).map_err(|_| bad("wrapped key is not hex".into()))?;
-            let raw = zeroize::Zeroizing::new(envelope::open(master, &wrap_ad(name, k.id), &w, what)?);
-            let key = Key::from_bytes(&raw).ok_or_else(|| bad("wrapped key has the wrong length".into()))?;
+            let raw =
+                zeroize::Zeroizing::new(envelope::open(master, &wrap_ad(name, k.id), &w, what)?);
+            let key = Key::from_bytes(&raw)
+                .ok_or_else(|| bad("wrapped key has the wrong length".into()))?;
             keys.push(Entry {
                 id: k.id,
                 created_at_ms: k.created_at_ms,
@@ -252,7 +262,10 @@ mod tests {
         let text = String::from_utf8(stored.clone()).expect("utf8");
         for id in ks.key_ids() {
             let (_, k) = (id, ks.get(id).expect("k"));
-            assert!(!text.contains(&hex::encode(k.expose())), "key material in the clear");
+            assert!(
+                !text.contains(&hex::encode(k.expose())),
+                "key material in the clear"
+            );
         }
         let back = Keyset::from_stored(&stored, "project:p1", &master, "f").expect("load");
         assert_eq!(back.info(), ks.info());

@@ -23,7 +23,7 @@ pub mod keyring;
 mod keyset;
 
 pub use error::CryptoError;
-pub use key::{Key, KEY_LEN};
+pub use key::{KEY_LEN, Key};
 pub use keyring::{Keyring, KeyringOpened, KeysetName, MASTER_KEY_ENV};
 pub use keyset::{KeyInfo, Keyset};
 

@@ -25,14 +25,19 @@ fn encrypted_meta_hides_contents_and_refuses_wrong_keys() {
     assert!(!all.is_empty());
     assert!(!contains(&all, name), "project name in the clear");
     assert!(!contains(&all, "CREATE TABLE"), "schema in the clear");
-    assert!(!contains(&all, "SQLite format 3"), "a plaintext SQLite header");
+    assert!(
+        !contains(&all, "SQLite format 3"),
+        "a plaintext SQLite header"
+    );
 
     let meta = SqliteMeta::open_encrypted(&path, &key).expect("reopen");
     assert_eq!(meta.project(&id).expect("get").expect("some").name, name);
     drop(meta);
 
     let wrong = Key::generate().expect("key");
-    let err = SqliteMeta::open_encrypted(&path, &wrong).err().expect("wrong key refused");
+    let err = SqliteMeta::open_encrypted(&path, &wrong)
+        .err()
+        .expect("wrong key refused");
     assert!(err.to_string().contains("meta.db"), "{err}");
     assert!(SqliteMeta::open(&path).is_err(), "opened without a key");
 

@@ -33,7 +33,9 @@ pub struct Encryption {
 
 impl std::fmt::Debug for Encryption {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encryption").field("keyring", &self.keyring.id()).finish()
+        f.debug_struct("Encryption")
+            .field("keyring", &self.keyring.id())
+            .finish()
     }
 }
 
@@ -95,7 +97,12 @@ impl Encryption {
         ks.open(&wal_ad(project, file_no, seq), envelope, what)
     }
 
-    fn parquet_key(&self, project: &str, key_id: Option<u32>, what: &str) -> std::result::Result<(u32, Key), CryptoError> {
+    fn parquet_key(
+        &self,
+        project: &str,
+        key_id: Option<u32>,
+        what: &str,
+    ) -> std::result::Result<(u32, Key), CryptoError> {
         let ks = self.keyring.require(&KeysetName::project(project))?;
         let (id, key) = match key_id {
             Some(id) => (id, ks.require(id, what)?),
@@ -130,13 +137,17 @@ impl Encryption {
 
     /// Decryption properties for any segment: the key is found from the footer's key
     /// metadata. Used by this crate's readers and the query engine's.
-    pub fn decryption_properties(&self) -> std::result::Result<Arc<FileDecryptionProperties>, ParquetError> {
+    pub fn decryption_properties(
+        &self,
+    ) -> std::result::Result<Arc<FileDecryptionProperties>, ParquetError> {
         FileDecryptionProperties::with_key_retriever(Arc::new(Retriever(self.clone()))).build()
     }
 
     /// The key id a segment's footer key metadata names, or None if it is not ours.
     pub fn parse_key_metadata(meta: &[u8]) -> Option<(String, u32)> {
-        let s = std::str::from_utf8(meta).ok()?.strip_prefix(PARQUET_KEY_PREFIX)?;
+        let s = std::str::from_utf8(meta)
+            .ok()?
+            .strip_prefix(PARQUET_KEY_PREFIX)?;
         let (project, id) = s.rsplit_once(':')?;
         Some((project.to_owned(), id.parse().ok()?))
     }
@@ -146,7 +157,8 @@ impl Encryption {
             .keyring
             .get_or_create(&KeysetName::System)
             .map_err(|e| crypto_err("manifest", e))?;
-        ks.seal(MANIFEST_AD, bytes).map_err(|e| crypto_err("manifest", e))
+        ks.seal(MANIFEST_AD, bytes)
+            .map_err(|e| crypto_err("manifest", e))
     }
 
     pub(crate) fn open_manifest(&self, envelope: &[u8], what: &str) -> Result<Vec<u8>> {
@@ -154,7 +166,8 @@ impl Encryption {
             .keyring
             .require(&KeysetName::System)
             .map_err(|e| crypto_err(what, e))?;
-        ks.open(MANIFEST_AD, envelope, what).map_err(|e| crypto_err(what, e))
+        ks.open(MANIFEST_AD, envelope, what)
+            .map_err(|e| crypto_err(what, e))
     }
 }
 

@@ -151,7 +151,11 @@ fn erase_from_segments(shared: &Shared, entry: &PendingErasure) -> Result<Erasur
     let mut swap = Swap::default();
     let planned = (|| {
         for seg in segments {
-            let count = count_distinct_id(&seg.path, &entry.distinct_id, shared.cfg.encryption.as_ref())?;
+            let count = count_distinct_id(
+                &seg.path,
+                &entry.distinct_id,
+                shared.cfg.encryption.as_ref(),
+            )?;
             let matching = count.matching;
             if matching == 0 {
                 continue;

@@ -38,7 +38,11 @@ pub fn progress(manifest: &Manifest, enc: &crate::Encryption) -> Result<Vec<KeyP
     for (project, segs) in by_project {
         let name = KeysetName::project(project.as_str());
         let Some(ks) = enc.keyring().get(&name).or_else(|e| {
-            if e.is_destroyed() { Ok(None) } else { Err(crypto_err(&name.label(), e)) }
+            if e.is_destroyed() {
+                Ok(None)
+            } else {
+                Err(crypto_err(&name.label(), e))
+            }
         })?
         else {
             continue;
@@ -96,7 +100,10 @@ pub(crate) fn run_once(shared: &Shared, max: usize) -> Result<usize> {
         done += 1;
     }
     if done > 0 {
-        tracing::info!(segments = done, "re-encrypted segments under their project's current key");
+        tracing::info!(
+            segments = done,
+            "re-encrypted segments under their project's current key"
+        );
     }
     Ok(done)
 }

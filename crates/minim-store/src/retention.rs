@@ -22,11 +22,11 @@ use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
 use minim_core::ProjectId;
 use minim_core::time::{day_of, day_string};
 
+use crate::Encryption;
 use crate::Shared;
 use crate::error::{Result, StoreError};
 use crate::manifest::SegmentFile;
 use crate::props_edit::PropRemover;
-use crate::Encryption;
 use crate::rewrite::{Swap, commit, flush_everything, rewrite_segment};
 use crate::segment::{
     COL_EVENT, COL_PROPERTIES, event_names, open_segment, parquet_err, string_col,

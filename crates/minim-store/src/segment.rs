@@ -744,9 +744,18 @@ mod tests {
         let w = write_segment(&path, &p, 0, [events_to_batch(&events)], o).unwrap();
         assert_ne!(w.key_id, 0);
         let bytes = std::fs::read(&path).unwrap();
-        for needle in ["planted@example.com", "planted_event_name", "user1", "email", "prop:k", "minim.project"] {
+        for needle in [
+            "planted@example.com",
+            "planted_event_name",
+            "user1",
+            "email",
+            "prop:k",
+            "minim.project",
+        ] {
             assert!(
-                !bytes.windows(needle.len()).any(|win| win == needle.as_bytes()),
+                !bytes
+                    .windows(needle.len())
+                    .any(|win| win == needle.as_bytes()),
                 "{needle} in the clear"
             );
         }
@@ -757,7 +766,12 @@ mod tests {
             .collect();
         assert_eq!(back.len(), 50);
         assert!(back.iter().any(|e| e.event == "planted_event_name"));
-        assert_eq!(count_distinct_id(&path, "user7", Some(&enc)).unwrap().matching, 1);
+        assert_eq!(
+            count_distinct_id(&path, "user7", Some(&enc))
+                .unwrap()
+                .matching,
+            1
+        );
         // Without the keys: an error, not data.
         assert!(read_segment(&path, None, None).is_err());
         // Every flipped byte (sampled) is an error naming the file, never other data.
@@ -768,7 +782,10 @@ mod tests {
             match read_segment(&path, None, Some(&enc)) {
                 Err(e) => assert!(e.to_string().contains("s.parquet"), "{e}"),
                 Ok(b) => {
-                    let got: Vec<Event> = b.iter().flat_map(|b| batch_to_events(b, &path).unwrap()).collect();
+                    let got: Vec<Event> = b
+                        .iter()
+                        .flat_map(|b| batch_to_events(b, &path).unwrap())
+                        .collect();
                     assert_eq!(got, back, "byte {i} changed the data without an error");
                 }
             }

@@ -29,9 +29,7 @@ impl CryptoConfig {
     /// directory would then carry its keys.
     pub fn validate(&self, data_dir: &std::path::Path) -> Result<(), String> {
         let keys = self.keys_dir(data_dir);
-        let abs = |p: &std::path::Path| {
-            std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-        };
+        let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         if abs(&keys).starts_with(abs(data_dir)) {
             return Err(format!(
                 "crypto.keys_dir {} is inside the data directory {}; keys must live outside it",
@@ -49,7 +47,9 @@ static KEYRING: Mutex<Option<Arc<Keyring>>> = Mutex::new(None);
 /// new data directory: creates it, generating a master key unless the environment
 /// supplies one, and says where it went).
 pub(crate) fn keyring(cfg: &Config) -> anyhow::Result<Arc<Keyring>> {
-    let mut slot = KEYRING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut slot = KEYRING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(k) = slot.as_ref() {
         return Ok(k.clone());
     }
@@ -99,7 +99,10 @@ fn manifest(cfg: &Config, ring: &Arc<Keyring>) -> anyhow::Result<minim_store::ma
         .context("reading the event store manifest")
 }
 
-fn progress(cfg: &Config, ring: &Arc<Keyring>) -> anyhow::Result<Vec<minim_store::rekey::KeyProgress>> {
+fn progress(
+    cfg: &Config,
+    ring: &Arc<Keyring>,
+) -> anyhow::Result<Vec<minim_store::rekey::KeyProgress>> {
     let enc = minim_store::Encryption::new(ring.clone());
     Ok(minim_store::rekey::progress(&manifest(cfg, ring)?, &enc)?)
 }
@@ -137,7 +140,8 @@ pub(crate) fn keys(cfg: &Config, cmd: KeysCmd, json: bool) -> anyhow::Result<()>
             )
         }
         KeysCmd::Rotate { project } => {
-            let id = minim_core::ProjectId::new(&project).map_err(|e| anyhow::anyhow!("--project: {e}"))?;
+            let id = minim_core::ProjectId::new(&project)
+                .map_err(|e| anyhow::anyhow!("--project: {e}"))?;
             let key_id = ring.rotate(&KeysetName::project(id.as_str()))?;
             crate::print(
                 json,
@@ -178,7 +182,11 @@ pub(crate) fn keys(cfg: &Config, cmd: KeysCmd, json: bool) -> anyhow::Result<()>
 
 /// WAL records of `project` under a key other than `primary` (the record headers name
 /// project key ids in clear, so this reads no event data).
-fn wal_records_under_other_keys(cfg: &Config, project: &str, primary: u32) -> anyhow::Result<usize> {
+fn wal_records_under_other_keys(
+    cfg: &Config,
+    project: &str,
+    primary: u32,
+) -> anyhow::Result<usize> {
     let dir = cfg.data_dir.join("events").join("wal");
     let mut n = 0;
     for no in minim_store::wal::list_files(&dir)? {

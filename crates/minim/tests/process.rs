@@ -757,7 +757,9 @@ fn files_under(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -805,7 +807,11 @@ async fn a_stolen_data_directory_holds_no_plaintext_and_needs_the_master_key() {
         .args(["project", "create", "--name", planted[5], "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["ingest_key"]
         .as_str()
         .unwrap()
@@ -842,10 +848,43 @@ async fn a_stolen_data_directory_holds_no_plaintext_and_needs_the_master_key() {
     assert_nothing_planted_under(dir.path(), &planted);
     // Flushes and compactions run every few hundred ms here; SIGTERM flushes the rest.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The query engine reads the encrypted segments (and the memtable) with the keys.
+    let project = run_json(dir.path(), &["project", "list"])["projects"][0]["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = run_json(
+        dir.path(),
+        &[
+            "token",
+            "create",
+            "--project",
+            &project,
+            "--role",
+            "analyst",
+        ],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = client
+        .post(format!("{}/api/v1/projects/{project}/sql", server.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"sql": format!(
+            "SELECT count(*) AS n FROM events WHERE event = '{}'", planted[2])}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(body.to_string().contains("100"), "{body}");
     let mut server = server;
     assert!(terminate(&mut server.child).success());
     let n = assert_nothing_planted_under(dir.path(), &planted);
-    assert!(n >= 4, "expected meta, manifest, segments and the audit log: {n} files");
+    assert!(
+        n >= 4,
+        "expected meta, manifest, segments and the audit log: {n} files"
+    );
 
     // The data is there, readable with the keys: what was kept of the planted values.
     {
@@ -863,11 +902,17 @@ async fn a_stolen_data_directory_holds_no_plaintext_and_needs_the_master_key() {
     let keys = Keyring::default_dir(dir.path());
     let hidden = keys.with_extension("moved-away");
     std::fs::rename(keys.join("master.key"), &hidden).unwrap();
-    for args in [&["serve", "--listen", "127.0.0.1:0"][..], &["project", "list"]] {
+    for args in [
+        &["serve", "--listen", "127.0.0.1:0"][..],
+        &["project", "list"],
+    ] {
         let out = minim(dir.path()).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?} ran without the master key");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("MINIM_MASTER_KEY") && err.contains("master.key"), "{args:?}: {err}");
+        assert!(
+            err.contains("MINIM_MASTER_KEY") && err.contains("master.key"),
+            "{args:?}: {err}"
+        );
     }
     // A wrong key from the environment is named as wrong.
     let out = minim(dir.path())
@@ -884,7 +929,11 @@ async fn a_stolen_data_directory_holds_no_plaintext_and_needs_the_master_key() {
         .args(["project", "list", "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains(planted[5]));
     std::fs::rename(&hidden, keys.join("master.key")).unwrap();
 
@@ -920,7 +969,7 @@ async fn a_stolen_data_directory_holds_no_plaintext_and_needs_the_master_key() {
 async fn key_rotation_under_load_survives_kill_9_and_re_encrypts_everything() {
     let dir = test_dir();
     let key = create_project(dir.path());
-    let project = run_json(dir.path(), &["project", "list"])["projects"][0]["id"]
+    let project = run_json(dir.path(), &["project", "list"])["projects"][0]["project_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -958,7 +1007,10 @@ async fn key_rotation_under_load_survives_kill_9_and_re_encrypts_everything() {
                 if p["segments_stale"] == 0 && p["segments"].as_u64().unwrap_or(0) > 0 {
                     break;
                 }
-                assert!(Instant::now() < deadline, "re-encryption did not finish: {st}");
+                assert!(
+                    Instant::now() < deadline,
+                    "re-encryption did not finish: {st}"
+                );
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
             assert!(terminate(&mut server.child).success());
@@ -968,7 +1020,11 @@ async fn key_rotation_under_load_survives_kill_9_and_re_encrypts_everything() {
     // Every acknowledged event is readable, once.
     let counts = stored(dir.path());
     for id in &acked {
-        assert_eq!(counts.get(&format!("id-{id}")), Some(&1), "id-{id} lost or doubled");
+        assert_eq!(
+            counts.get(&format!("id-{id}")),
+            Some(&1),
+            "id-{id} lost or doubled"
+        );
     }
     // Old keys can go now that nothing uses them; the data stays readable.
     let st = run_json(dir.path(), &["keys", "status"]);

@@ -26,7 +26,9 @@ impl EncryptionFactory for SegmentKeys {
         _schema: &SchemaRef,
         _file_path: &datafusion::object_store::path::Path,
     ) -> Result<Option<Arc<FileEncryptionProperties>>> {
-        Err(DataFusionError::Plan("query sessions never write segments".into()))
+        Err(DataFusionError::Plan(
+            "query sessions never write segments".into(),
+        ))
     }
 
     async fn get_file_decryption_properties(

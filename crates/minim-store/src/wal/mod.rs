@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use minim_core::EventBatch;
 
+use crate::Encryption;
 use crate::config::Faults;
+use crate::crypt::crypto_err;
 use crate::error::{Result, StoreError};
 use crate::fsutil::sync_dir;
-use crate::Encryption;
-use crate::crypt::crypto_err;
 use format::{FILE_HEADER_LEN, FLAG_ENCRYPTED, FileHeader, KIND_EVENT_BATCH, ReadOutcome};
 
 pub fn wal_path(dir: &Path, file_no: u64) -> PathBuf {
@@ -56,7 +56,11 @@ pub struct FileContents {
 }
 
 /// Reads every valid record of a WAL file, decrypting with `enc`.
-pub fn read_file(path: &Path, max_record_bytes: usize, enc: Option<&Encryption>) -> Result<FileContents> {
+pub fn read_file(
+    path: &Path,
+    max_record_bytes: usize,
+    enc: Option<&Encryption>,
+) -> Result<FileContents> {
     let mut data = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut data))
@@ -118,7 +122,10 @@ pub fn parse_file(
                     }
                     (true, Some(enc)) => {
                         let (project, envelope) = format::split_encrypted_payload(&rec.payload)
-                            .map_err(|reason| StoreError::Crypto { what: what(), reason })?;
+                            .map_err(|reason| StoreError::Crypto {
+                                what: what(),
+                                reason,
+                            })?;
                         match enc.open_wal(project, header.file_no, rec.seq, envelope, &what()) {
                             Ok(p) => Some(p),
                             Err(e) if e.is_destroyed() => None,
