@@ -233,6 +233,10 @@ pub trait MetaStore: Send + Sync {
     fn list_projects(&self) -> Result<Vec<Project>>;
     /// Replaces a project's ingest key (the old one stops working). Returns the new key.
     fn rotate_ingest_key(&self, project: &ProjectId, now_ms: i64) -> Result<String>;
+    /// Deletes a project and everything held about it (keys, tokens, memberships, plan,
+    /// secrets, identity map, counters, deletion log, export requests, alerts), in one
+    /// transaction. Returns whether it existed.
+    fn delete_project(&self, project: &ProjectId) -> Result<bool>;
     /// The project of an active ingest key, if any.
     fn project_for_ingest_key(&self, key: &str) -> Result<Option<ProjectId>>;
     /// A token with a role and nothing else (the CLI's `token create`).

@@ -181,6 +181,33 @@ impl MetaStore for SqliteMeta {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    fn delete_project(&self, project: &ProjectId) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Children first (foreign keys are on).
+        for table in [
+            "export_requests",
+            "deletions",
+            "privacy_counters",
+            "identities",
+            "plan_suggestions",
+            "tracking_plans",
+            "project_secrets",
+            "api_tokens",
+            "ingest_keys",
+            "memberships",
+            "alerts",
+        ] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE project_id = ?1"),
+                [project.as_str()],
+            )?;
+        }
+        let n = tx.execute("DELETE FROM projects WHERE id = ?1", [project.as_str()])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
     fn rotate_ingest_key(&self, project: &ProjectId, now_ms: i64) -> Result<String> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

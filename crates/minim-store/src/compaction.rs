@@ -39,6 +39,10 @@ pub(crate) fn run_loop(shared: Arc<Shared>) {
             ::metrics::counter!(m::COMPACTION_ERRORS).increment(1);
             tracing::warn!(error = %e, "compaction failed; will retry");
         }
+        if let Err(e) = crate::rekey::purge_destroyed(&shared) {
+            ::metrics::counter!(m::COMPACTION_ERRORS).increment(1);
+            tracing::warn!(error = %e, "removing a deleted project's segments failed; will retry");
+        }
         if let Err(e) = crate::rekey::run_once(&shared, REKEY_PER_TICK) {
             ::metrics::counter!(m::COMPACTION_ERRORS).increment(1);
             tracing::warn!(error = %e, "re-encryption after a key rotation failed; will retry");

@@ -95,7 +95,7 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
                     .map(|e| e.properties.as_str()),
             );
             let batch = events_to_batch(chunks.iter().flat_map(|c| c.iter()));
-            written.push(write_new_segment(
+            match write_new_segment(
                 shared,
                 &key.project,
                 key.day,
@@ -103,7 +103,15 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
                 0,
                 cfg.flush_zstd_level,
                 shredded,
-            )?);
+            ) {
+                Ok(segment) => written.push(segment),
+                // The project was deleted (its keys destroyed) after these events were
+                // acknowledged: they are dropped with it, never written.
+                Err(StoreError::Destroyed(_)) => {
+                    tracing::info!(project = %key.project, rows, "dropped memtable rows of a deleted project");
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     })();

@@ -220,6 +220,12 @@ impl Store {
         rekey::run_once(&self.shared, max)
     }
 
+    /// Removes the segments of projects whose keys were destroyed (what the compactor
+    /// does in the background after `minim project delete`). Returns how many.
+    pub fn purge_destroyed_now(&self) -> Result<usize> {
+        rekey::purge_destroyed(&self.shared)
+    }
+
     /// Erases every event of `distinct_id` in `project` acknowledged before this call:
     /// from the memtable, the WAL and every segment. Other projects are untouched, even
     /// for the same distinct id. Blocks until the erasure is durable.

@@ -83,8 +83,14 @@ pub(crate) fn open(cfg: StoreConfig) -> Result<Store> {
             dedupe.observe_day(&b.project, day_of(e.timestamp_ms));
         }
     }
+    let destroyed = |p: &minim_core::ProjectId| {
+        cfg.encryption
+            .as_ref()
+            .is_some_and(|e| e.keyring().is_destroyed(p.as_str()))
+    };
     for s in &manifest.segments {
-        if dedupe.in_window(&s.meta.project, s.meta.day) {
+        // A deleted project's segments cannot be read; the compactor removes them.
+        if dedupe.in_window(&s.meta.project, s.meta.day) && !destroyed(&s.meta.project) {
             for id in crate::segment::read_insert_ids(&s.path, cfg.encryption.as_ref())? {
                 let h = dedupe.hash(&s.meta.project, &id);
                 dedupe.insert(&s.meta.project, s.meta.day, h);

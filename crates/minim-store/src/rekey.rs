@@ -1,4 +1,6 @@
-//! Re-encryption after a key rotation: segments written under a project key that is no
+//! Re-encryption after a key rotation, and purging the segments of deleted projects.
+//!
+//! Re-encryption: segments written under a project key that is no
 //! longer its primary are rewritten under the primary, a few per compactor tick, each
 //! through the same manifest swap as erasure and retention. Until a segment's swap
 //! commits its old file stays listed and readable (old keys stay in the keyset,
@@ -106,4 +108,43 @@ pub(crate) fn run_once(shared: &Shared, max: usize) -> Result<usize> {
         );
     }
     Ok(done)
+}
+
+/// Unlists (and so deletes) every segment of a project whose keys were destroyed: after
+/// `minim project delete` its files are unreadable already; this removes them from the
+/// live directory. Returns how many segments went.
+pub(crate) fn purge_destroyed(shared: &Shared) -> Result<usize> {
+    let Some(enc) = shared.cfg.encryption.as_ref() else {
+        return Ok(0);
+    };
+    let _pass = shared
+        .compaction_pass
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let removed: Vec<Arc<SegmentFile>> = {
+        let manifest = shared
+            .manifest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        manifest
+            .segments
+            .iter()
+            .filter(|s| enc.keyring().is_destroyed(s.meta.project.as_str()))
+            .cloned()
+            .collect()
+    };
+    if removed.is_empty() {
+        return Ok(0);
+    }
+    let n = removed.len();
+    commit(
+        shared,
+        Swap {
+            removed,
+            added: Vec::new(),
+        },
+        |_| {},
+    )?;
+    tracing::info!(segments = n, "removed the segments of deleted projects");
+    Ok(n)
 }

@@ -101,6 +101,12 @@ enum ProjectCmd {
         #[arg(long)]
         project: String,
     },
+    /// Delete a project for good: its metadata goes and its keys are destroyed, so its
+    /// events are unreadable everywhere, backups and copies included (crypto-shredding).
+    Delete {
+        #[arg(long)]
+        project: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,6 +177,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ProjectCmd::List => intent("project_list", Action::ReadConfig, None),
                 ProjectCmd::RotateKey { project } => {
                     intent("ingest_key_rotate", Action::ManageProject, Some(project))
+                }
+                ProjectCmd::Delete { project } => {
+                    intent("project_delete", Action::ManageProject, Some(project))
                 }
             };
             access_cmd::audited(&cfg, intent, || project(&cfg, cmd, json))
@@ -411,6 +420,35 @@ fn project(cfg: &Config, cmd: ProjectCmd, json: bool) -> anyhow::Result<()> {
                 .map(|p| serde_json::json!({ "project_id": p.id.as_str(), "name": p.name }))
                 .collect();
             print(json, serde_json::json!({ "projects": list }), human)
+        }
+        ProjectCmd::Delete { project } => {
+            let id = ProjectId::new(project)?;
+            let existed = meta.delete_project(&id)?;
+            let destroyed = keys::keyring(cfg)?.destroy_project(id.as_str())?;
+            if !existed && !destroyed {
+                anyhow::bail!("project {id} not found");
+            }
+            // The files go now if no server holds the store; else its compactor removes
+            // them within a tick. Either way they are unreadable from this moment.
+            let removed = match minim_store::Store::open(cfg.store_config()?) {
+                Ok(store) => {
+                    let n = store.purge_destroyed_now()?;
+                    store.shutdown()?;
+                    Some(n)
+                }
+                Err(minim_store::StoreError::Locked(_)) => None,
+                Err(e) => return Err(anyhow::anyhow!("opening the event store: {e}")),
+            };
+            print(
+                json,
+                serde_json::json!({
+                    "project_id": id.as_str(),
+                    "deleted": true,
+                    "keys_destroyed": destroyed,
+                    "segments_removed": removed,
+                }),
+                format!("deleted project {id}; its keys are destroyed and its data unreadable"),
+            )
         }
         ProjectCmd::RotateKey { project } => {
             let id = ProjectId::new(project)?;

@@ -1041,3 +1041,77 @@ async fn key_rotation_under_load_survives_kill_9_and_re_encrypts_everything() {
     let again = stored(dir.path());
     assert_eq!(again.len(), acked.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_project_shreds_it_live_and_in_a_copy_taken_before() {
+    let dir = test_dir();
+    let a = run_json(dir.path(), &["project", "create", "--name", "doomed"]);
+    let b = run_json(dir.path(), &["project", "create", "--name", "kept"]);
+    let (a_id, b_id) = (
+        a["project_id"].as_str().unwrap().to_owned(),
+        b["project_id"].as_str().unwrap().to_owned(),
+    );
+    let mut server = start(dir.path());
+    let client = reqwest::Client::new();
+    let ids_a: Vec<u64> = (0..100).collect();
+    let ids_b: Vec<u64> = (100..200).collect();
+    let key_a = a["ingest_key"].as_str().unwrap();
+    let key_b = b["ingest_key"].as_str().unwrap();
+    assert_eq!(post(&client, &server, key_a, &ids_a).await.status(), 200);
+    assert_eq!(post(&client, &server, key_b, &ids_b).await.status(), 200);
+    assert!(terminate(&mut server.child).success());
+
+    // A copy of the data directory taken before the deletion (what an old backup holds).
+    let copy = test_dir();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", dir.path().display()))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let out = run_json(dir.path(), &["project", "delete", "--project", &a_id]);
+    assert_eq!(out["keys_destroyed"], true, "{out}");
+    assert!(out["segments_removed"].as_u64().unwrap() >= 1, "{out}");
+
+    // Live: the project's events and files are gone, the other project's are intact.
+    let counts = stored(dir.path());
+    assert_eq!(counts.len(), 100);
+    assert!(
+        counts
+            .keys()
+            .all(|k| k.trim_start_matches("id-").parse::<u64>().unwrap() >= 100)
+    );
+    let a_files = files_under(&dir.path().join("events/segments").join(&a_id));
+    assert!(a_files.is_empty(), "{a_files:?}");
+    let list = run_json(dir.path(), &["project", "list"]);
+    assert!(!list.to_string().contains(&a_id), "{list}");
+
+    // The earlier copy, even opened with the live keys: the deleted project is
+    // unreadable, the other one reads.
+    let ring = Keyring::open(&Keyring::default_dir(dir.path()), None).unwrap();
+    let store = Store::open(StoreConfig {
+        data_dir: copy.path().join("events"),
+        encryption: Some(Encryption::new(Arc::new(ring))),
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let snap = store.snapshot();
+    let gone = minim_core::ProjectId::new(a_id.clone()).unwrap();
+    let kept = minim_core::ProjectId::new(b_id.clone()).unwrap();
+    let err = snap.events(&gone).expect_err("a deleted project read back");
+    assert!(err.to_string().contains("destroyed"), "{err}");
+    assert_eq!(snap.events(&kept).unwrap().len(), 100);
+    drop(snap);
+    drop(store);
+
+    // The deletion is in the audit log, which verifies.
+    let v = run_json(dir.path(), &["audit", "verify"]);
+    assert_eq!(v["ok"], true, "{v}");
+    let log = std::fs::read_to_string(dir.path().join("audit/audit.log")).unwrap();
+    assert!(
+        log.contains("project_delete"),
+        "no audit record of the deletion"
+    );
+}

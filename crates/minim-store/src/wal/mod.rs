@@ -155,6 +155,17 @@ pub fn parse_file(
                 break;
             }
             ReadOutcome::Invalid(e) => {
+                if let Some(next) = valid_record_after(&data[pos..], max_record_bytes) {
+                    // A torn write only ever damages the last record; a bad record
+                    // followed by a good one was changed after it was written.
+                    return Err(StoreError::Corrupt {
+                        path: path.to_path_buf(),
+                        reason: format!(
+                            "{e} at offset {pos}, but a valid record follows at offset {}: corruption or tampering, not a torn write",
+                            pos + next
+                        ),
+                    });
+                }
                 out.stopped = Some(format!("{e} at offset {pos}"));
                 break;
             }
@@ -162,6 +173,20 @@ pub fn parse_file(
     }
     out.valid_len = pos as u64;
     Ok(out)
+}
+
+/// If the record at the start of `buf` frames (its length is plausible) and a valid
+/// record starts right after it, that record's offset in `buf`.
+fn valid_record_after(buf: &[u8], max_record_bytes: usize) -> Option<usize> {
+    let len = u32::from_le_bytes(buf.get(0..4)?.try_into().ok()?) as usize;
+    if len > max_record_bytes {
+        return None;
+    }
+    let next = format::RECORD_HEADER_LEN.checked_add(len)?;
+    match format::read_record(buf.get(next..)?, max_record_bytes) {
+        ReadOutcome::Record(..) => Some(next),
+        _ => None,
+    }
 }
 
 /// How many encrypted records of `project` in a WAL file image name a key other than
