@@ -21,6 +21,7 @@ mod fsutil;
 mod key;
 pub mod keyring;
 mod keyset;
+pub mod stream;
 
 pub use error::CryptoError;
 pub use key::{KEY_LEN, Key};

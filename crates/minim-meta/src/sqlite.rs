@@ -34,10 +34,7 @@ impl SqliteMeta {
         let conn = Connection::open(path)?;
         // SQLCipher logs its own errors to stderr by default; ours say it better.
         conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
-        // A raw 256-bit key (no passphrase derivation): x'<64 hex>'.
-        let hex = key.to_hex();
-        let pragma = zeroize::Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", hex.as_str()));
-        conn.execute_batch(&pragma)?;
+        set_key(&conn, key)?;
         // The key is checked on first read: make that read happen here.
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
             .map_err(|_| {
@@ -65,6 +62,28 @@ impl SqliteMeta {
         })
     }
 
+    /// Writes a consistent copy of the whole database to `dest` (a new file), encrypted
+    /// under `key` like the original (SQLite's online backup: other processes may go on
+    /// writing meanwhile).
+    pub fn backup_encrypted(&self, dest: &Path, key: &minim_crypto::Key) -> Result<()> {
+        if dest.exists() {
+            return Err(MetaError::Invalid(format!(
+                "{} already exists",
+                dest.display()
+            )));
+        }
+        let mut dst = Connection::open(dest)?;
+        dst.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+        set_key(&dst, key)?;
+        let src = self.conn();
+        rusqlite::backup::Backup::new(&src, &mut dst)?.run_to_completion(
+            256,
+            Duration::ZERO,
+            None,
+        )?;
+        Ok(())
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -77,6 +96,13 @@ impl SqliteMeta {
             |r| r.get(0),
         )?)
     }
+}
+
+/// Keys a SQLCipher connection with a raw 256-bit key (no passphrase derivation).
+fn set_key(conn: &Connection, key: &minim_crypto::Key) -> Result<()> {
+    let pragma = zeroize::Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", key.to_hex().as_str()));
+    conn.execute_batch(&pragma)?;
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The `minim` binary: command-line interface, configuration loading and wiring.
 
 mod access_cmd;
+mod backup;
 mod config;
 mod keys;
 mod load;
@@ -79,6 +80,9 @@ enum Command {
     /// Encryption keys: status, rotation.
     #[command(subcommand)]
     Keys(keys::KeysCmd),
+    /// Encrypted backups of the data directory: create, restore.
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
     /// Write deterministic synthetic events as NDJSON on stdout.
     Gen(GenArgs),
     /// Replay NDJSON events against a server and report throughput and latency.
@@ -272,6 +276,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             access_cmd::audited(&cfg, intent, || keys::keys(&cfg, cmd, json))
+        }
+        Command::Backup(cmd) => {
+            let cfg = load_config(None)?;
+            match cmd {
+                backup::BackupCmd::Create { .. } => {
+                    let intent = intent("backup_create", Action::Export, None);
+                    access_cmd::audited(&cfg, intent, || backup::backup(&cfg, cmd, json))
+                }
+                // Nothing may touch the target before the restore; the restored chain
+                // then records it.
+                backup::BackupCmd::Restore { .. } => {
+                    backup::backup(&cfg, cmd, json)?;
+                    let intent = intent("backup_restore", Action::ManageProject, None);
+                    access_cmd::audited(&cfg, intent, || Ok(()))
+                }
+            }
         }
         Command::Gen(args) => gen_events(args),
         Command::Load(args) => runtime()?.block_on(load::run(args)),
