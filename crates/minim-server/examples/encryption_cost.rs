@@ -2,7 +2,7 @@
 //! latency, with encryption off and on, on the same generated events, in one run.
 //!
 //! Ingest: `EVENTS` generated events, decoded once, appended in batches of 5,000
-//! (`append_blocking`: WAL group commit, fsync, memtable), then flushed to segments and
+//! (`append`: WAL group commit, fsync, memtable), then flushed to segments and
 //! compacted; events/s over the whole. Query: the same trends query (unique users per
 //! day) over the compacted segments, `RUNS` times, p50. Rounds alternate off/on twice so
 //! drift on this shared machine hits both.
@@ -85,10 +85,11 @@ async fn main() {
         let t = Instant::now();
         for chunk in decoded.events.chunks(5_000) {
             store
-                .append_blocking(EventBatch {
+                .append(EventBatch {
                     project: project.clone(),
                     events: chunk.to_vec(),
                 })
+                .await
                 .unwrap();
         }
         store.flush().unwrap();

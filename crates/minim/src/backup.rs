@@ -25,6 +25,9 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 
 const MAGIC: &[u8; 8] = b"MINIMBK1";
+
+/// Files of a backup: path relative to the data directory, bytes.
+type Files = Vec<(String, Vec<u8>)>;
 const ATTEMPTS: usize = 20;
 
 #[derive(clap::Subcommand, Debug)]
@@ -63,10 +66,7 @@ fn put_entry(w: &mut impl Write, rel: &str, bytes: &[u8]) -> std::io::Result<()>
 
 /// The store's files for one consistent snapshot: (relative path, bytes). `None` if the
 /// manifest changed while reading (the caller retries).
-fn store_files(
-    cfg: &Config,
-    ring: &std::sync::Arc<Keyring>,
-) -> anyhow::Result<Option<Vec<(String, Vec<u8>)>>> {
+fn store_files(cfg: &Config, ring: &std::sync::Arc<Keyring>) -> anyhow::Result<Option<Files>> {
     let events = cfg.data_dir.join("events");
     let manifest_path = events.join(minim_store::manifest::MANIFEST_FILE);
     // None: no flush yet, everything is in the WAL.
