@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -100,8 +100,11 @@ struct Cached {
 pub struct Keyring {
     dir: PathBuf,
     id: String,
-    master: Key,
-    master_id: u32,
+    /// The master key; replaced when another process rotates it (file mode only).
+    master: RwLock<Key>,
+    /// The master key came from the environment: it is never read from or written to
+    /// the keys directory.
+    master_from_env: bool,
     cache: Mutex<HashMap<KeysetName, Cached>>,
 }
 
@@ -123,6 +126,89 @@ fn now_ms() -> i64 {
 
 fn check_ad(id: &str) -> Vec<u8> {
     format!("minim/keyring-check/{id}").into_bytes()
+}
+
+/// The next master key while a rotation is in progress.
+const MASTER_NEXT: &str = "master.key.next";
+
+fn keyring_file_bytes(id: &str, master: &Key) -> Result<Vec<u8>, CryptoError> {
+    let check = envelope::seal(master, master.fingerprint(), &check_ad(id), id.as_bytes())?;
+    let file = KeyringFile {
+        version: 1,
+        id: id.to_owned(),
+        master_id: master.fingerprint(),
+        check: hex::encode(check),
+    };
+    let mut bytes = serde_json::to_vec_pretty(&file).expect("keyring serializes");
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Every keyset file of a keys directory.
+fn keyset_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, CryptoError> {
+    let mut out = Vec::new();
+    for (file, name) in [("system.keyset", "system"), ("meta.keyset", "meta")] {
+        out.push((dir.join(file), name.to_owned()));
+    }
+    let projects = dir.join("projects");
+    if let Ok(rd) = fs::read_dir(&projects) {
+        for e in rd {
+            let e = e.map_err(|e| CryptoError::io(&projects, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(p) = name.strip_suffix(".keyset") {
+                out.push((e.path(), format!("project:{p}")));
+            }
+        }
+    }
+    Ok(out.into_iter().filter(|(p, _)| p.exists()).collect())
+}
+
+/// Finishes a master rotation: `master.key.next` holds the new key, `master.key` the
+/// old. Re-wraps what is still under the old key, then promotes the new one.
+/// Idempotent; holds the keyring lock.
+fn resume_master_rotation(dir: &Path) -> Result<(), CryptoError> {
+    let _lock = Flock::exclusive(&dir.join("LOCK"))?;
+    let read_key = |file: &str| -> Result<Option<Key>, CryptoError> {
+        let path = dir.join(file);
+        match read_opt(&path)? {
+            Some(b) => {
+                let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&b).into_owned());
+                Key::from_hex(&text)
+                    .map(Some)
+                    .ok_or_else(|| CryptoError::format(&path, "expected 64 hex digits"))
+            }
+            None => Ok(None),
+        }
+    };
+    let Some(new) = read_key(MASTER_NEXT)? else {
+        return Ok(()); // finished by another process
+    };
+    let old = read_key("master.key")?;
+    for (path, name) in keyset_files(dir)? {
+        let bytes = fs::read(&path).map_err(|e| CryptoError::io(&path, e))?;
+        if Keyset::stored_master_id(&bytes) == Some(new.fingerprint()) {
+            continue;
+        }
+        let old = old.as_ref().ok_or_else(|| {
+            CryptoError::Mismatch(format!(
+                "{} is not under the new master key and the old one is gone",
+                path.display()
+            ))
+        })?;
+        let ks = Keyset::from_stored(&bytes, &name, old, &path.display().to_string())?;
+        write_atomic(&path, &ks.to_stored(&new, new.fingerprint())?)?;
+    }
+    let ring_path = dir.join("keyring.json");
+    let ring_bytes = fs::read(&ring_path).map_err(|e| CryptoError::io(&ring_path, e))?;
+    let file: KeyringFile = serde_json::from_slice(&ring_bytes)
+        .map_err(|e| CryptoError::format(&ring_path, format!("not a keyring file: {e}")))?;
+    if file.master_id != new.fingerprint() {
+        write_atomic(&ring_path, &keyring_file_bytes(&file.id, &new)?)?;
+    }
+    fs::rename(dir.join(MASTER_NEXT), dir.join("master.key"))
+        .map_err(|e| CryptoError::io(dir.join("master.key"), e))?;
+    crate::fsutil::sync_parent(&dir.join("master.key"))?;
+    Ok(())
 }
 
 /// Whether a data directory holds anything (a fresh one may exist but be empty).
@@ -237,6 +323,10 @@ impl Keyring {
 
     /// Opens an existing keyring.
     pub fn open(keys_dir: &Path, env_value: Option<&str>) -> Result<Self, CryptoError> {
+        if env_value.is_none_or(|v| v.trim().is_empty()) && keys_dir.join(MASTER_NEXT).exists() {
+            // A master rotation was cut short: finish it first.
+            resume_master_rotation(keys_dir)?;
+        }
         let ring_path = keys_dir.join("keyring.json");
         let bytes = read_opt(&ring_path)?.ok_or_else(|| {
             CryptoError::Mismatch(format!("there is no keyring at {}", keys_dir.display()))
@@ -275,8 +365,8 @@ impl Keyring {
         Ok(Self {
             dir: keys_dir.to_owned(),
             id: file.id,
-            master_id: master.fingerprint(),
-            master,
+            master_from_env: source_name == MASTER_KEY_ENV,
+            master: RwLock::new(master),
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -304,15 +394,7 @@ impl Keyring {
             }
         };
         let id = hex::encode(&Key::generate()?.expose()[..16]);
-        let check = envelope::seal(&master, master.fingerprint(), &check_ad(&id), id.as_bytes())?;
-        let file = KeyringFile {
-            version: 1,
-            id: id.clone(),
-            master_id: master.fingerprint(),
-            check: hex::encode(check),
-        };
-        let mut bytes = serde_json::to_vec_pretty(&file).expect("keyring serializes");
-        bytes.push(b'\n');
+        let bytes = keyring_file_bytes(&id, &master)?;
         let ring_path = keys_dir.join("keyring.json");
         if !write_new(&ring_path, &bytes)? {
             return Err(CryptoError::Mismatch(format!(
@@ -324,8 +406,8 @@ impl Keyring {
             Self {
                 dir: keys_dir.to_owned(),
                 id,
-                master_id: master.fingerprint(),
-                master,
+                master_from_env: env_value.is_some_and(|v| !v.trim().is_empty()),
+                master: RwLock::new(master),
                 cache: Mutex::new(HashMap::new()),
             },
             generated,
@@ -366,15 +448,80 @@ impl Keyring {
         }
         let path = name.file(&self.dir);
         match read_opt(&path)? {
-            Some(bytes) => Keyset::from_stored(
-                &bytes,
-                &name.label(),
-                &self.master,
-                &path.display().to_string(),
-            )
-            .map(Some),
+            Some(bytes) => {
+                let master = self.master_for(Keyset::stored_master_id(&bytes), &path)?;
+                Keyset::from_stored(&bytes, &name.label(), &master, &path.display().to_string())
+                    .map(Some)
+            }
             None => Ok(None),
         }
+    }
+
+    /// The master key, cloned (32 bytes, zeroized on drop).
+    fn master(&self) -> Key {
+        self.master.read().expect("master lock").clone()
+    }
+
+    /// The master key with id `wanted` (what a stored keyset names): the one in use, or,
+    /// after another process rotated it, the one now in the keys directory.
+    fn master_for(&self, wanted: Option<u32>, path: &Path) -> Result<Key, CryptoError> {
+        let current = self.master();
+        let Some(wanted) = wanted.filter(|&w| w != current.fingerprint()) else {
+            return Ok(current);
+        };
+        if !self.master_from_env {
+            for file in [MASTER_NEXT, "master.key"] {
+                if let Some(bytes) = read_opt(&self.dir.join(file))? {
+                    let text =
+                        zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+                    if let Some(k) = Key::from_hex(&text).filter(|k| k.fingerprint() == wanted) {
+                        *self.master.write().expect("master lock") = k.clone();
+                        return Ok(k);
+                    }
+                }
+            }
+        }
+        Err(CryptoError::Mismatch(format!(
+            "{} is wrapped under master key {wanted:#010x}, which this process does not have: the master key was rotated; restart with the current one",
+            path.display()
+        )))
+    }
+
+    /// Replaces the master key (file mode): writes `master.key.next`, re-wraps every
+    /// keyset and the keyring check under it, then makes it `master.key`. Each step is
+    /// an atomic file replacement; a crash at any point is finished by the next
+    /// [`Keyring::open`], and until then both keys are on disk, so nothing is unreadable
+    /// at any moment. Returns the new master key's id. Other processes pick the new key
+    /// up from the keys directory when they next load a keyset.
+    pub fn rotate_master(&self) -> Result<u32, CryptoError> {
+        if self.master_from_env {
+            return Err(CryptoError::Mismatch(format!(
+                "the master key comes from {MASTER_KEY_ENV}: rotating it here is not supported yet; use a key file (unset {MASTER_KEY_ENV}) to rotate"
+            )));
+        }
+        {
+            let _lock = self.lock()?;
+            let next = self.dir.join(MASTER_NEXT);
+            if !next.exists() {
+                let key = Key::generate()?;
+                let mut text = key.to_hex();
+                text.push('\n');
+                write_new(&next, text.as_bytes())?;
+            }
+        }
+        resume_master_rotation(&self.dir)?;
+        let master = match load_master(&self.dir, None)? {
+            MasterSource::File(_, k) => k,
+            _ => {
+                return Err(CryptoError::Mismatch(
+                    "master.key vanished during rotation".into(),
+                ));
+            }
+        };
+        let id = master.fingerprint();
+        *self.master.write().expect("master lock") = master;
+        self.cache.lock().expect("keyring cache").clear();
+        Ok(id)
     }
 
     /// The keyset `name`, if it exists (and was not destroyed).
@@ -427,7 +574,8 @@ impl Keyring {
         if let Some(parent) = path.parent() {
             create_dir_private(parent)?;
         }
-        write_new(&path, &ks.to_stored(&self.master, self.master_id)?)?;
+        let master = self.master();
+        write_new(&path, &ks.to_stored(&master, master.fingerprint())?)?;
         self.require(name)
     }
 
@@ -454,9 +602,10 @@ impl Keyring {
     }
 
     fn store(&self, name: &KeysetName, ks: &Keyset) -> Result<(), CryptoError> {
+        let master = self.master();
         write_atomic(
             &name.file(&self.dir),
-            &ks.to_stored(&self.master, self.master_id)?,
+            &ks.to_stored(&master, master.fingerprint())?,
         )?;
         self.cache.lock().expect("keyring cache").remove(name);
         Ok(())
@@ -595,5 +744,112 @@ mod tests {
             );
         }
         assert!(!keys.join("projects/p1.keyset").exists());
+    }
+
+    #[test]
+    fn master_rotation_rewraps_everything_and_other_handles_follow() {
+        let (_t, data, keys) = dirs();
+        let (a, _) = Keyring::open_for_data_dir(&data, &keys, None).expect("create");
+        let b = Keyring::open(&keys, None).expect("second process");
+        let p1 = KeysetName::project("p1");
+        let ct = a
+            .get_or_create(&p1)
+            .expect("ks")
+            .seal(b"", b"v")
+            .expect("seal");
+        a.get_or_create(&KeysetName::System).expect("system");
+        let old = fs::read_to_string(keys.join("master.key")).expect("old");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let new_id = a.rotate_master().expect("rotate");
+        let new = fs::read_to_string(keys.join("master.key")).expect("new");
+        assert_ne!(old, new);
+        assert!(!keys.join(MASTER_NEXT).exists());
+        for (path, _) in keyset_files(&keys).expect("files") {
+            let bytes = fs::read(&path).expect("read");
+            assert_eq!(
+                Keyset::stored_master_id(&bytes),
+                Some(new_id),
+                "{}",
+                path.display()
+            );
+        }
+        // The other handle reloads the key from the directory when it meets it.
+        assert_eq!(
+            b.require(&p1)
+                .expect("ks")
+                .open(b"", &ct, "t")
+                .expect("open"),
+            b"v"
+        );
+        let c = Keyring::open(&keys, None).expect("reopen");
+        assert_eq!(
+            c.require(&p1)
+                .expect("ks")
+                .open(b"", &ct, "t")
+                .expect("open"),
+            b"v"
+        );
+        // The old master key opens nothing any more.
+        let err = Keyring::open(&keys, Some(old.trim())).expect_err("old key");
+        assert!(matches!(err, CryptoError::MasterWrong { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_master_rotation_cut_short_is_finished_by_the_next_open() {
+        let (_t, data, keys) = dirs();
+        let (a, _) = Keyring::open_for_data_dir(&data, &keys, None).expect("create");
+        let names = [
+            KeysetName::System,
+            KeysetName::project("p1"),
+            KeysetName::project("p2"),
+        ];
+        let cts: Vec<Vec<u8>> = names
+            .iter()
+            .map(|n| {
+                a.get_or_create(n)
+                    .expect("ks")
+                    .seal(b"", n.label().as_bytes())
+                    .expect("seal")
+            })
+            .collect();
+        // Crash after the new key was written and one keyset re-wrapped, at every point.
+        for rewrapped in 0..=names.len() {
+            let (_t2, _data2, keys2) = dirs();
+            let copy = |from: &Path, to: &Path| {
+                fs::create_dir_all(to.join("projects")).expect("mkdir");
+                for f in [
+                    "master.key",
+                    "keyring.json",
+                    "system.keyset",
+                    "projects/p1.keyset",
+                    "projects/p2.keyset",
+                ] {
+                    fs::copy(from.join(f), to.join(f)).expect("copy");
+                }
+            };
+            copy(&keys, &keys2);
+            let new = Key::generate().expect("key");
+            fs::write(
+                keys2.join(MASTER_NEXT),
+                format!("{}\n", new.to_hex().as_str()),
+            )
+            .expect("next");
+            let old = Key::from_hex(&fs::read_to_string(keys2.join("master.key")).expect("m"))
+                .expect("k");
+            for n in names.iter().take(rewrapped) {
+                let path = n.file(&keys2);
+                let ks = Keyset::from_stored(&fs::read(&path).expect("r"), &n.label(), &old, "t")
+                    .expect("ks");
+                write_atomic(&path, &ks.to_stored(&new, new.fingerprint()).expect("s")).expect("w");
+            }
+            // The next open finishes the rotation; everything reads.
+            let ring = Keyring::open(&keys2, None).expect("resume");
+            assert!(!keys2.join(MASTER_NEXT).exists());
+            assert_eq!(ring.master().fingerprint(), new.fingerprint());
+            for (n, ct) in names.iter().zip(&cts) {
+                let ks = ring.require(n).expect("ks");
+                assert_eq!(ks.open(b"", ct, "t").expect("open"), n.label().as_bytes());
+            }
+        }
     }
 }

@@ -184,6 +184,14 @@ impl Keyset {
         Ok(out)
     }
 
+    /// The id of the master key a stored keyset is wrapped under (read from its first
+    /// wrapped key's envelope header), if the bytes parse.
+    pub fn stored_master_id(bytes: &[u8]) -> Option<u32> {
+        let stored: Stored = serde_json::from_slice(bytes).ok()?;
+        let first = hex::decode(&stored.keys.first()?.wrapped).ok()?;
+        envelope::key_id(&first, "keyset").ok()
+    }
+
     /// Parses a stored keyset named `name`, unwrapping with `master`. `what` names the
     /// file for errors.
     pub fn from_stored(

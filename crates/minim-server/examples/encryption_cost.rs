@@ -84,13 +84,17 @@ async fn main() {
         .unwrap();
         let t = Instant::now();
         for chunk in decoded.events.chunks(5_000) {
-            store
+            // Back-pressure (the flusher is behind) says retry, as to a real client.
+            while let Err(e) = store
                 .append(EventBatch {
                     project: project.clone(),
                     events: chunk.to_vec(),
                 })
                 .await
-                .unwrap();
+            {
+                assert!(e.is_retryable(), "{e}");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
         }
         store.flush().unwrap();
         while store.compact_now().unwrap() > 0 {}

@@ -82,8 +82,13 @@ pub enum KeysCmd {
     /// re-encrypted in the background by the server's compactor (see `keys status`);
     /// the old key stays, decrypt-only, until `keys retire`.
     Rotate {
+        /// The project whose data key to replace.
+        #[arg(long, required_unless_present = "master", conflicts_with = "master")]
+        project: Option<String>,
+        /// Replace the master key instead: every keyset is re-wrapped under a new one
+        /// (crash-safe; the next open finishes a rotation cut short). Key file only.
         #[arg(long)]
-        project: String,
+        master: bool,
     },
     /// Drop a project's old keys once nothing is encrypted under them any more
     /// (refused while a segment or WAL record still uses one).
@@ -139,7 +144,21 @@ pub(crate) fn keys(cfg: &Config, cmd: KeysCmd, json: bool) -> anyhow::Result<()>
                 human.trim_end().to_owned(),
             )
         }
-        KeysCmd::Rotate { project } => {
+        KeysCmd::Rotate { project: None, .. } => {
+            let id = ring.rotate_master()?;
+            crate::print(
+                json,
+                serde_json::json!({"master_key_id": id}),
+                format!(
+                    "new master key {id:#010x} in {}; every keyset is re-wrapped under it. Back up the keys directory again and destroy copies of the old master key",
+                    ring.dir().display()
+                ),
+            )
+        }
+        KeysCmd::Rotate {
+            project: Some(project),
+            ..
+        } => {
             let id = minim_core::ProjectId::new(&project)
                 .map_err(|e| anyhow::anyhow!("--project: {e}"))?;
             let key_id = ring.rotate(&KeysetName::project(id.as_str()))?;

@@ -268,8 +268,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = load_config(None)?;
             let intent = match &cmd {
                 keys::KeysCmd::Status => intent("keys_status", Action::ReadConfig, None),
-                keys::KeysCmd::Rotate { project } => {
-                    intent("key_rotate", Action::ManageProject, Some(project))
+                keys::KeysCmd::Rotate { project, .. } => {
+                    intent("key_rotate", Action::ManageProject, project.as_ref())
                 }
                 keys::KeysCmd::Retire { project } => {
                     intent("key_retire", Action::ManageProject, Some(project))

@@ -992,6 +992,11 @@ async fn key_rotation_under_load_survives_kill_9_and_re_encrypts_everything() {
                 assert!(out["key_id"].as_u64().is_some(), "{out}");
                 rotations += 1;
             }
+            if i == 30 && round == 1 {
+                // The master key too, while the server runs: it picks the new one up.
+                let out = run_json(dir.path(), &["keys", "rotate", "--master"]);
+                assert!(out["master_key_id"].as_u64().is_some(), "{out}");
+            }
         }
         let wait = rand::rng().random_range(0..1500);
         tokio::time::sleep(Duration::from_millis(wait)).await;
