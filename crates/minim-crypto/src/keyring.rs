@@ -40,6 +40,9 @@ pub enum KeysetName {
     Meta,
     /// One project's events.
     Project(String),
+    /// One project's personal data kept outside events (the identity map's original
+    /// ids): a key apart from the project's, so reading events never loads it.
+    Personal(String),
 }
 
 impl KeysetName {
@@ -53,6 +56,7 @@ impl KeysetName {
             Self::System => "system".into(),
             Self::Meta => "meta".into(),
             Self::Project(p) => format!("project:{p}"),
+            Self::Personal(p) => format!("personal:{p}"),
         }
     }
 
@@ -61,12 +65,15 @@ impl KeysetName {
             Self::System => dir.join("system.keyset"),
             Self::Meta => dir.join("meta.keyset"),
             Self::Project(p) => dir.join("projects").join(format!("{p}.keyset")),
+            Self::Personal(p) => dir.join("projects").join(format!("{p}.personal.keyset")),
         }
     }
 
     fn tombstone(&self, dir: &Path) -> Option<PathBuf> {
         match self {
-            Self::Project(p) => Some(dir.join("projects").join(format!("{p}.destroyed"))),
+            Self::Project(p) | Self::Personal(p) => {
+                Some(dir.join("projects").join(format!("{p}.destroyed")))
+            }
             _ => None,
         }
     }
@@ -155,7 +162,9 @@ fn keyset_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, CryptoError> {
         for e in rd {
             let e = e.map_err(|e| CryptoError::io(&projects, e))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(p) = name.strip_suffix(".keyset") {
+            if let Some(p) = name.strip_suffix(".personal.keyset") {
+                out.push((e.path(), format!("personal:{p}")));
+            } else if let Some(p) = name.strip_suffix(".keyset") {
                 out.push((e.path(), format!("project:{p}")));
             }
         }
@@ -623,8 +632,12 @@ impl Keyring {
             }
             write_atomic(&t, format!("{}\n", now_ms()).as_bytes())?;
         }
+        let personal = KeysetName::Personal(project.to_owned());
         let existed = shred_file(&name.file(&self.dir))?;
-        self.cache.lock().expect("keyring cache").remove(&name);
+        shred_file(&personal.file(&self.dir))?;
+        let mut cache = self.cache.lock().expect("keyring cache");
+        cache.remove(&name);
+        cache.remove(&personal);
         Ok(existed)
     }
 
@@ -733,7 +746,12 @@ mod tests {
         assert_eq!(ks.primary_id(), new_id);
         assert_eq!(ks.open(b"", &old, "t").expect("old readable"), b"v1");
 
+        let personal = KeysetName::Personal("p1".into());
+        a.get_or_create(&personal).expect("personal keyset");
+        assert!(keys.join("projects/p1.personal.keyset").exists());
         assert!(a.destroy_project("p1").expect("destroy"));
+        assert!(!keys.join("projects/p1.personal.keyset").exists());
+        assert!(b.get(&personal).expect_err("gone").is_destroyed());
         assert!(a.is_destroyed("p1"));
         for ring in [&a, &b] {
             assert!(ring.get(&name).expect_err("gone").is_destroyed());

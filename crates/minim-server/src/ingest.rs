@@ -136,10 +136,14 @@ async fn handle(
         };
         let mut decoded = decode_native(&plain, format, ContentEncoding::Identity, &limits, now)?;
         let events = std::mem::take(&mut decoded.events);
-        let outcome =
-            a.inner
-                .privacy
-                .process(a.inner.meta.as_ref(), &target, &client, events, now)?;
+        let outcome = a.inner.privacy.process(
+            a.inner.meta.as_ref(),
+            a.inner.store.encryption(),
+            &target,
+            &client,
+            events,
+            now,
+        )?;
         Ok((decoded, outcome))
     })
     .await

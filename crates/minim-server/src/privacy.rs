@@ -49,6 +49,8 @@ pub enum PrivacyError {
     BadStoredPlan(String),
     #[error("stored secret is malformed")]
     BadSecret,
+    #[error("could not encrypt the identity map: {0}")]
+    Seal(String),
 }
 
 impl Privacy {
@@ -139,6 +141,7 @@ impl Privacy {
     pub fn process(
         &self,
         meta: &dyn MetaStore,
+        encryption: Option<&minim_store::Encryption>,
         project: &ProjectId,
         client: &ClientContext,
         events: Vec<Event>,
@@ -172,7 +175,21 @@ impl Privacy {
             meta.add_plan_suggestions(project, &items)?;
         }
         if !outcome.identities.is_empty() {
-            meta.add_identities(project, &outcome.identities, now_ms)?;
+            // Original ids are personal data: sealed under the project's personal key,
+            // which reading events never loads.
+            let items = match encryption {
+                Some(enc) => outcome
+                    .identities
+                    .iter()
+                    .map(|(pseudonym, original)| {
+                        enc.seal_personal(project, pseudonym, original)
+                            .map(|sealed| (pseudonym.clone(), sealed))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| PrivacyError::Seal(e.to_string()))?,
+                None => outcome.identities.clone(),
+            };
+            meta.add_identities(project, &items, now_ms)?;
         }
         self.pending
             .lock()

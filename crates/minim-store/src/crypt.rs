@@ -45,6 +45,10 @@ fn wal_ad(project: &str, file_no: u64, seq: u64) -> Vec<u8> {
 
 const MANIFEST_AD: &[u8] = b"minim/manifest";
 
+fn personal_ad(project: &str, pseudonym: &str) -> Vec<u8> {
+    format!("minim/personal/{project}/{pseudonym}").into_bytes()
+}
+
 pub(crate) fn crypto_err(what: &str, e: CryptoError) -> StoreError {
     if e.is_destroyed() {
         StoreError::Destroyed(e.to_string())
@@ -150,6 +154,50 @@ impl Encryption {
             .strip_prefix(PARQUET_KEY_PREFIX)?;
         let (project, id) = s.rsplit_once(':')?;
         Some((project.to_owned(), id.parse().ok()?))
+    }
+
+    /// Seals a personal value kept outside events (an identity map entry's original
+    /// id) under the project's *personal* keyset, bound to its pseudonym. Hex text, for
+    /// a metadata column.
+    pub fn seal_personal(
+        &self,
+        project: &ProjectId,
+        pseudonym: &str,
+        value: &str,
+    ) -> Result<String> {
+        let what = format!("a personal value of project {project}");
+        let ks = self
+            .keyring
+            .get_or_create(&KeysetName::Personal(project.as_str().to_owned()))
+            .map_err(|e| crypto_err(&what, e))?;
+        let ct = ks
+            .seal(&personal_ad(project.as_str(), pseudonym), value.as_bytes())
+            .map_err(|e| crypto_err(&what, e))?;
+        Ok(hex::encode(ct))
+    }
+
+    /// Opens what [`Encryption::seal_personal`] sealed. Only for principals allowed to
+    /// read personal data: this is the one place the personal key is loaded.
+    pub fn open_personal(
+        &self,
+        project: &ProjectId,
+        pseudonym: &str,
+        sealed: &str,
+    ) -> Result<String> {
+        let what = format!("a personal value of project {project}");
+        let bad = |reason: &str| StoreError::Crypto {
+            what: what.clone(),
+            reason: reason.to_owned(),
+        };
+        let ct = hex::decode(sealed).map_err(|_| bad("not hex"))?;
+        let ks = self
+            .keyring
+            .require(&KeysetName::Personal(project.as_str().to_owned()))
+            .map_err(|e| crypto_err(&what, e))?;
+        let plain = ks
+            .open(&personal_ad(project.as_str(), pseudonym), &ct, &what)
+            .map_err(|e| crypto_err(&what, e))?;
+        String::from_utf8(plain).map_err(|_| bad("not UTF-8"))
     }
 
     pub(crate) fn seal_manifest(&self, bytes: &[u8]) -> Result<Vec<u8>> {

@@ -196,6 +196,11 @@ impl Store {
     }
 
     /// A consistent point-in-time view of everything acknowledged so far.
+    /// How this store encrypts (None: plaintext, tests and benchmarks only).
+    pub fn encryption(&self) -> Option<&Encryption> {
+        self.shared.cfg.encryption.as_ref()
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         snapshot::take(&self.shared)
     }

@@ -812,10 +812,22 @@ async fn a_stolen_data_directory_holds_no_plaintext_and_needs_the_master_key() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["ingest_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["ingest_key"].as_str().unwrap().to_owned();
+    // Keep an identity map: its original ids are personal data under their own key.
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, "mode: permissive\nidentity_map: true\n").unwrap();
+    run_json(
+        dir.path(),
+        &[
+            "plan",
+            "import",
+            "--project",
+            created["project_id"].as_str().unwrap(),
+            plan.to_str().unwrap(),
+        ],
+    );
+    std::fs::remove_file(&plan).unwrap();
     let server = start(dir.path());
     let client = reqwest::Client::new();
     let body: Vec<Value> = (0..300)
@@ -896,6 +908,25 @@ async fn a_stolen_data_directory_holds_no_plaintext_and_needs_the_master_key() {
         assert_eq!(events.iter().filter(|e| e.event == planted[2]).count(), 100);
         assert!(events.iter().all(|e| e.properties.contains(planted[4])));
         assert!(snap.memtable.is_empty());
+        // The identity map holds original ids sealed under the project's personal key.
+        let ring = Arc::new(Keyring::open(&Keyring::default_dir(dir.path()), None).unwrap());
+        let (_, meta_key) = ring
+            .derived(&minim_crypto::KeysetName::Meta, "minim/sqlcipher")
+            .unwrap();
+        let meta =
+            minim_meta::SqliteMeta::open_encrypted(&dir.path().join("meta.db"), &meta_key).unwrap();
+        let pseudonym = &events[0].distinct_id;
+        let (sealed, _) = minim_meta::MetaStore::identity(&meta, &project, pseudonym)
+            .unwrap()
+            .expect("an identity map entry");
+        assert!(
+            !sealed.contains("user-"),
+            "original id in the clear: {sealed}"
+        );
+        let original = Encryption::new(ring)
+            .open_personal(&project, pseudonym, &sealed)
+            .unwrap();
+        assert!(original.starts_with("user-"), "{original}");
     }
 
     // Without the master key nothing opens: not the server, not an admin command.
