@@ -177,22 +177,10 @@ fn keyset_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, CryptoError> {
 /// Idempotent; holds the keyring lock.
 fn resume_master_rotation(dir: &Path) -> Result<(), CryptoError> {
     let _lock = Flock::exclusive(&dir.join("LOCK"))?;
-    let read_key = |file: &str| -> Result<Option<Key>, CryptoError> {
-        let path = dir.join(file);
-        match read_opt(&path)? {
-            Some(b) => {
-                let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&b).into_owned());
-                Key::from_hex(&text)
-                    .map(Some)
-                    .ok_or_else(|| CryptoError::format(&path, "expected 64 hex digits"))
-            }
-            None => Ok(None),
-        }
-    };
-    let Some(new) = read_key(MASTER_NEXT)? else {
+    let Some(new) = read_key_file(&dir.join(MASTER_NEXT))? else {
         return Ok(()); // finished by another process
     };
-    let old = read_key("master.key")?;
+    let old = read_key_file(&dir.join("master.key"))?;
     for (path, name) in keyset_files(dir)? {
         let bytes = fs::read(&path).map_err(|e| CryptoError::io(&path, e))?;
         if Keyset::stored_master_id(&bytes) == Some(new.fingerprint()) {
@@ -250,16 +238,21 @@ fn load_master(dir: &Path, env_value: Option<&str>) -> Result<MasterSource, Cryp
         return Ok(MasterSource::Env(key));
     }
     let path = dir.join("master.key");
-    match read_opt(&path)? {
-        Some(bytes) => {
-            let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
-            let key = Key::from_hex(&text).ok_or_else(|| {
-                CryptoError::format(&path, "expected 64 hex digits (a 256-bit key)")
-            })?;
-            Ok(MasterSource::File(path, key))
-        }
-        None => Ok(MasterSource::None),
-    }
+    Ok(match read_key_file(&path)? {
+        Some(key) => MasterSource::File(path, key),
+        None => MasterSource::None,
+    })
+}
+
+/// A key file (64 hex digits), if it exists.
+fn read_key_file(path: &Path) -> Result<Option<Key>, CryptoError> {
+    let Some(bytes) = read_opt(path)? else {
+        return Ok(None);
+    };
+    let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+    Key::from_hex(&text)
+        .map(Some)
+        .ok_or_else(|| CryptoError::format(path, "expected 64 hex digits (a 256-bit key)"))
 }
 
 impl Keyring {
@@ -480,13 +473,11 @@ impl Keyring {
         };
         if !self.master_from_env {
             for file in [MASTER_NEXT, "master.key"] {
-                if let Some(bytes) = read_opt(&self.dir.join(file))? {
-                    let text =
-                        zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
-                    if let Some(k) = Key::from_hex(&text).filter(|k| k.fingerprint() == wanted) {
-                        *self.master.write().expect("master lock") = k.clone();
-                        return Ok(k);
-                    }
+                if let Some(k) =
+                    read_key_file(&self.dir.join(file))?.filter(|k| k.fingerprint() == wanted)
+                {
+                    *self.master.write().expect("master lock") = k.clone();
+                    return Ok(k);
                 }
             }
         }

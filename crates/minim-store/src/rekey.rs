@@ -60,6 +60,16 @@ pub fn progress(manifest: &Manifest, enc: &crate::Encryption) -> Result<Vec<KeyP
     Ok(out)
 }
 
+/// The segments the manifest lists now.
+fn live_segments(shared: &Shared) -> Vec<Arc<SegmentFile>> {
+    shared
+        .manifest
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .segments
+        .clone()
+}
+
 /// Rewrites up to `max` stale segments under their project's primary key. Returns how
 /// many were rewritten. Callers must not hold `compaction_pass`.
 pub(crate) fn run_once(shared: &Shared, max: usize) -> Result<usize> {
@@ -70,13 +80,7 @@ pub(crate) fn run_once(shared: &Shared, max: usize) -> Result<usize> {
         .compaction_pass
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let candidates: Vec<Arc<SegmentFile>> = {
-        let manifest = shared
-            .manifest
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        manifest.segments.clone()
-    };
+    let candidates = live_segments(shared);
     let mut done = 0;
     for seg in candidates {
         if done == max {
@@ -121,18 +125,10 @@ pub(crate) fn purge_destroyed(shared: &Shared) -> Result<usize> {
         .compaction_pass
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let removed: Vec<Arc<SegmentFile>> = {
-        let manifest = shared
-            .manifest
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        manifest
-            .segments
-            .iter()
-            .filter(|s| enc.keyring().is_destroyed(s.meta.project.as_str()))
-            .cloned()
-            .collect()
-    };
+    let removed: Vec<Arc<SegmentFile>> = live_segments(shared)
+        .into_iter()
+        .filter(|s| enc.keyring().is_destroyed(s.meta.project.as_str()))
+        .collect();
     if removed.is_empty() {
         return Ok(0);
     }

@@ -38,13 +38,17 @@ fn test_dir() -> TestDir {
 /// Opens the event store of a data directory the way the binary does (encrypted, with
 /// the keyring beside it), after the server has stopped.
 fn open_store(dir: &Path) -> Store {
-    let ring = Keyring::open(&Keyring::default_dir(dir), None).unwrap();
+    open_store_with(dir, &Keyring::default_dir(dir)).unwrap()
+}
+
+/// Opens the event store of `data_dir` with the keyring in `keys_dir`.
+fn open_store_with(data_dir: &Path, keys_dir: &Path) -> Result<Store, minim_store::StoreError> {
+    let ring = Keyring::open(keys_dir, None).unwrap();
     Store::open(StoreConfig {
-        data_dir: dir.join("events"),
+        data_dir: data_dir.join("events"),
         encryption: Some(Encryption::new(Arc::new(ring))),
         ..StoreConfig::default()
     })
-    .unwrap()
 }
 
 fn minim(dir: &Path) -> Command {
@@ -977,12 +981,7 @@ async fn a_stolen_data_directory_holds_no_plaintext_and_needs_the_master_key() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
     std::fs::write(&segment, &bytes).unwrap();
-    let ring = Keyring::open(&keys, None).unwrap();
-    let opened = Store::open(StoreConfig {
-        data_dir: dir.path().join("events"),
-        encryption: Some(Encryption::new(Arc::new(ring))),
-        ..StoreConfig::default()
-    });
+    let opened = open_store_with(dir.path(), &keys);
     // Recovery reads recent segments (dedupe ids): it may be the one that notices.
     let err = match opened {
         Err(e) => e,
@@ -1126,13 +1125,7 @@ async fn deleting_a_project_shreds_it_live_and_in_a_copy_taken_before() {
 
     // The earlier copy, even opened with the live keys: the deleted project is
     // unreadable, the other one reads.
-    let ring = Keyring::open(&Keyring::default_dir(dir.path()), None).unwrap();
-    let store = Store::open(StoreConfig {
-        data_dir: copy.path().join("events"),
-        encryption: Some(Encryption::new(Arc::new(ring))),
-        ..StoreConfig::default()
-    })
-    .unwrap();
+    let store = open_store_with(copy.path(), &Keyring::default_dir(dir.path())).unwrap();
     let snap = store.snapshot();
     let gone = minim_core::ProjectId::new(a_id.clone()).unwrap();
     let kept = minim_core::ProjectId::new(b_id.clone()).unwrap();
@@ -1255,13 +1248,7 @@ async fn backups_are_ciphertext_restore_verified_and_shred_with_their_project() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let ring = Keyring::open(&keys, None).unwrap();
-    let store = Store::open(StoreConfig {
-        data_dir: target3.join("events"),
-        encryption: Some(Encryption::new(Arc::new(ring))),
-        ..StoreConfig::default()
-    })
-    .unwrap();
+    let store = open_store_with(&target3, &keys).unwrap();
     let snap = store.snapshot();
     let gone = minim_core::ProjectId::new(a_id).unwrap();
     let kept = minim_core::ProjectId::new(b_id).unwrap();
