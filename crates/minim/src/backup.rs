@@ -51,10 +51,6 @@ fn stream_ad(keyring: &str, backup_id: &[u8]) -> Vec<u8> {
     ad
 }
 
-fn meta_key(ring: &Keyring) -> anyhow::Result<minim_crypto::Key> {
-    Ok(ring.derived(&KeysetName::Meta, "minim/sqlcipher")?.1)
-}
-
 fn put_entry(w: &mut impl Write, rel: &str, bytes: &[u8]) -> std::io::Result<()> {
     w.write_all(&[1])?;
     w.write_all(&(rel.len() as u16).to_le_bytes())?;
@@ -137,7 +133,7 @@ fn create(cfg: &Config, out: &Path, json: bool) -> anyhow::Result<()> {
     let meta_copy = tmp.with_extension("meta.partial");
     let _ = fs::remove_file(&meta_copy);
     crate::open_meta(cfg)?
-        .backup_encrypted(&meta_copy, &meta_key(&ring)?)
+        .backup_encrypted(&meta_copy, &crate::keys::meta_key(&ring)?)
         .context("copying the metadata database")?;
     let meta_bytes = fs::read(&meta_copy)?;
     fs::remove_file(&meta_copy)?;

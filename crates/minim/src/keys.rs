@@ -43,6 +43,14 @@ impl CryptoConfig {
 
 static KEYRING: Mutex<Option<Arc<Keyring>>> = Mutex::new(None);
 
+/// The SQLCipher key of `meta.db`: derived from the `meta` keyset's primary key.
+pub(crate) fn meta_key(ring: &Keyring) -> anyhow::Result<minim_crypto::Key> {
+    let (_, key) = ring
+        .derived(&minim_crypto::KeysetName::Meta, "minim/sqlcipher")
+        .context("the metadata database key")?;
+    Ok(key)
+}
+
 /// The keyring of `cfg`'s data directory. The first call in a process opens it (on a
 /// new data directory: creates it, generating a master key unless the environment
 /// supplies one, and says where it went).

@@ -339,10 +339,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// The metadata database, encrypted (SQLCipher) under a key derived from the `meta`
 /// keyset.
 fn open_meta(cfg: &Config) -> anyhow::Result<SqliteMeta> {
-    let keyring = keys::keyring(cfg)?;
-    let (_, key) = keyring
-        .derived(&minim_crypto::KeysetName::Meta, "minim/sqlcipher")
-        .context("the metadata database key")?;
+    let key = keys::meta_key(&*keys::keyring(cfg)?)?;
     SqliteMeta::open_encrypted(&cfg.meta_path(), &key)
         .with_context(|| format!("opening {}", cfg.meta_path().display()))
 }
