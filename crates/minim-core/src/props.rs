@@ -14,6 +14,57 @@ use serde_json::{Map, Value};
 
 pub type Properties = Map<String, Value>;
 
+/// The JSON value a property reads as for a reader who may not see it: stored in place of
+/// a personal value (see [`crate::Event::personal`]) and put in place of any restricted
+/// property's value at query time.
+pub const REDACTED: &str = "\"[redacted]\"";
+
+/// `properties` with the entries of `personal` (both JSON object texts) in place: an entry
+/// of `personal` replaces the one of the same name (its [`REDACTED`] placeholder) and is
+/// appended if there is none.
+pub fn merge_personal(properties: &str, personal: &str) -> String {
+    merge_canonical(properties, personal).unwrap_or_else(|| {
+        let mut merged = parse_properties(properties);
+        merged.extend(parse_properties(personal));
+        Value::Object(merged).to_string()
+    })
+}
+
+/// [`merge_personal`] over canonical compact text, without parsing values; `None` when
+/// either text is not canonical.
+fn merge_canonical(properties: &str, personal: &str) -> Option<String> {
+    let personal: Vec<(&str, &str)> = Entries::new(personal)?.collect::<Option<_>>()?;
+    let mut used = vec![false; personal.len()];
+    let mut out = String::with_capacity(properties.len() + personal.len());
+    out.push('{');
+    let push = |out: &mut String, key: &str, value: &str| {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(key);
+        out.push(':');
+        out.push_str(value);
+    };
+    for entry in Entries::new(properties)? {
+        let (key, value) = entry?;
+        let value = match personal.iter().position(|(k, _)| *k == key) {
+            Some(i) => {
+                used[i] = true;
+                personal[i].1
+            }
+            None => value,
+        };
+        push(&mut out, key, value);
+    }
+    for ((key, value), used) in personal.iter().zip(&used) {
+        if !used {
+            push(&mut out, key, value);
+        }
+    }
+    out.push('}');
+    Some(out)
+}
+
 /// Parses an event's `properties` text; anything but a JSON object reads as empty.
 pub fn parse_properties(text: &str) -> Properties {
     serde_json::from_str::<Properties>(text).unwrap_or_default()
@@ -465,5 +516,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn merge_personal_puts_values_back_like_a_parsed_merge() {
+        let cases = [
+            (
+                r#"{"email":"[redacted]","plan":"pro"}"#,
+                r#"{"email":"a@b.co"}"#,
+            ),
+            (r#"{}"#, r#"{"name":{"first":"Ann","tags":[1,"x,}"]}}"#),
+            (
+                r#"{"a":1,"b":"[redacted]","c":null}"#,
+                r#"{"b":"q\"uote","d":2.5}"#,
+            ),
+            (r#"{"k\"q":"[redacted]"}"#, r#"{"k\"q":"v"}"#),
+            (r#"{"a": 1}"#, r#"{"a":2}"#), // not canonical: the parsed path
+            (r#"{"a":1}"#, r#"{}"#),
+        ];
+        for (props, personal) in cases {
+            let merged = merge_personal(props, personal);
+            let mut want = parse_properties(props);
+            want.extend(parse_properties(personal));
+            assert_eq!(
+                parse_properties(&merged),
+                want,
+                "{props} + {personal} = {merged}"
+            );
+        }
+        // Canonical text keeps its order and bytes; the personal value takes the
+        // placeholder's place.
+        assert_eq!(
+            merge_personal(
+                r#"{"z":1,"email":"[redacted]","a":true}"#,
+                r#"{"email":"x@y.z"}"#
+            ),
+            r#"{"z":1,"email":"x@y.z","a":true}"#
+        );
     }
 }

@@ -235,6 +235,7 @@ fn decode_text(raw: &str, ctx: &mut EventCtx<'_>, now_ms: i64) -> Result<Event, 
         distinct_id: distinct_id.into_owned(),
         insert_id,
         properties: ctx.properties.as_str().to_owned(),
+        personal: None,
         received_at_ms: now_ms,
     })
 }
@@ -490,6 +491,7 @@ mod tests {
                 distinct_id: "user-42".into(),
                 insert_id: Some("6f1c".into()),
                 properties: r#"{"plan":"pro","$current_url":"https://x.test/a"}"#.into(),
+                personal: None,
                 received_at_ms: NOW,
             }
         );

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use minim_core::props::{push_json_str, skip_value};
+use minim_core::props::{REDACTED, push_json_str, skip_value};
 use minim_core::{Event, ProjectId};
 use serde::{Deserialize, Serialize};
 
@@ -288,7 +288,18 @@ impl Worker<'_, '_> {
         let event_name = e.event.clone();
         let mut seen = Seen::default();
         let mut props = String::with_capacity(e.properties.len() + 96);
-        self.properties(&event_name, &e.properties, &mut props, &mut seen)?;
+        let mut personal = String::new();
+        self.properties(
+            &event_name,
+            &e.properties,
+            &mut props,
+            &mut personal,
+            &mut seen,
+        )?;
+        e.personal = (!personal.is_empty()).then(|| {
+            personal.push('}');
+            personal
+        });
 
         // User agent: the event's own (server-side SDKs forward the browser's) wins.
         let event_ua = seen.user_agent.as_deref().map(parse_user_agent);
@@ -363,11 +374,14 @@ impl Worker<'_, '_> {
     }
 
     /// Rewrites the top-level properties object into `out` (without its closing brace).
+    /// A `personal` value goes into `personal` (an object without its closing brace, empty
+    /// when there is none) and [`REDACTED`] takes its place in `out`.
     fn properties(
         &mut self,
         event: &str,
         text: &str,
         out: &mut String,
+        personal: &mut String,
         seen: &mut Seen,
     ) -> Result<(), String> {
         out.push('{');
@@ -389,26 +403,34 @@ impl Worker<'_, '_> {
             };
             let raw = &text[vstart..vend];
             pos = vend;
-            if let Some(value) = self.top_property(event, &key, raw, seen)? {
+            if let Some((value, class)) = self.top_property(event, &key, raw, seen)? {
                 if out.len() > 1 {
                     out.push(',');
                 }
                 push_json_str(out, &key);
                 out.push(':');
-                out.push_str(&value);
+                if class == Sensitivity::Personal && value != "null" {
+                    out.push_str(REDACTED);
+                    personal.push(if personal.is_empty() { '{' } else { ',' });
+                    push_json_str(personal, &key);
+                    personal.push(':');
+                    personal.push_str(&value);
+                } else {
+                    out.push_str(&value);
+                }
             }
         }
         Ok(())
     }
 
-    /// One top-level property: `Ok(None)` drops it, `Err` drops the event.
+    /// One top-level property, with its class: `Ok(None)` drops it, `Err` drops the event.
     fn top_property(
         &mut self,
         event: &str,
         key: &str,
         raw: &str,
         seen: &mut Seen,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<(String, Sensitivity)>, String> {
         if UA_PROPERTIES.contains(&key) {
             if let Some((ua, _)) = json::read_string(raw, 0) {
                 seen.user_agent = Some(ua.into_owned());
@@ -457,7 +479,7 @@ impl Worker<'_, '_> {
                 seen.reserved.push((key.to_owned(), v.into_owned()));
                 Ok(None)
             }
-            Verdict::Keep(v) => Ok(Some(v.into_owned())),
+            Verdict::Keep(v) => Ok(Some((v.into_owned(), class))),
             Verdict::DropProperty(reason) => {
                 self.drop_prop(&reason);
                 Ok(None)
@@ -839,6 +861,7 @@ mod tests {
             distinct_id: distinct_id.into(),
             insert_id: None,
             properties: props.into(),
+            personal: None,
             received_at_ms: 1,
         };
         let client = ClientContext::default();
@@ -899,8 +922,16 @@ mod tests {
             r#"{"email":"bob@example.com","api":"x","n":"42","flag":"yes","s":7}"#,
             "u",
         );
+        // The personal value is kept apart (encrypted under its own key at rest), its
+        // placeholder in its place; merged back it is the event as sent.
+        let e = &out.events[0];
+        assert_eq!(e.properties, r#"{"email":"[redacted]","n":42,"s":"7"}"#);
         assert_eq!(
-            out.events[0].properties,
+            e.personal.as_deref(),
+            Some(r#"{"email":"bob@example.com"}"#)
+        );
+        assert_eq!(
+            e.full_properties(),
             r#"{"email":"bob@example.com","n":42,"s":"7"}"#
         );
         assert_eq!(out.stats.properties_dropped["secret_class"], 1);
@@ -908,6 +939,11 @@ mod tests {
         // A credential inside a personal value is still dropped.
         let (out, _) = run(plan, r#"{"email":"AKIAIOSFODNN7EXAMPLE"}"#, "u");
         assert_eq!(out.events[0].properties, "{}");
+        assert_eq!(out.events[0].personal, None);
+        // A personal property sent as null is not a value: it stays where it is.
+        let (out, _) = run(plan, r#"{"email":null,"s":"x"}"#, "u");
+        assert_eq!(out.events[0].properties, r#"{"email":null,"s":"x"}"#);
+        assert_eq!(out.events[0].personal, None);
     }
 
     #[test]
@@ -959,6 +995,7 @@ mod tests {
             distinct_id: "u".into(),
             insert_id: Some("bob@example.com".into()),
             properties: "{}".into(),
+            personal: None,
             received_at_ms: 1,
         };
         let out = Pipeline::new(None, 0).process(&ctx, &ClientContext::default(), vec![e], 0);

@@ -79,6 +79,7 @@ fn to_event(e: &CaseEvent) -> Event {
             .properties
             .as_ref()
             .map_or_else(|| "{}".to_string(), Value::to_string),
+        personal: None,
         received_at_ms: e.received_at.as_ref().map_or(timestamp_ms, millis),
     }
 }

@@ -17,6 +17,7 @@ fn ev(i: u32, props_json: String) -> Event {
         distinct_id: format!("u{}", i % 7),
         insert_id: Some(format!("i{i}")),
         properties: props_json,
+        personal: None,
         received_at_ms: 0,
     }
 }

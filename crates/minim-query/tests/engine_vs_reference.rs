@@ -54,14 +54,26 @@ fn event() -> impl Strategy<Value = Event> {
         property_value(),
         property_value(),
         0i64..5,
+        (any::<bool>(), any::<bool>()),
     )
-        .prop_map(|(ts, name, user, plan, amount, recv)| {
+        .prop_map(|(ts, name, user, plan, amount, recv, personal)| {
+            // A property the plan classed `personal` is stored apart, its placeholder in
+            // its place: for a reader with personal access nothing changes.
             let mut props = serde_json::Map::new();
-            if let Some(v) = plan {
-                props.insert("plan".into(), v);
-            }
-            if let Some(v) = amount {
-                props.insert("amount".into(), v);
+            let mut apart = serde_json::Map::new();
+            for (key, value, is_personal) in
+                [("plan", plan, personal.0), ("amount", amount, personal.1)]
+            {
+                match value {
+                    Some(v) if is_personal && !v.is_null() => {
+                        props.insert(key.into(), json!("[redacted]"));
+                        apart.insert(key.into(), v);
+                    }
+                    Some(v) => {
+                        props.insert(key.into(), v);
+                    }
+                    None => {}
+                }
             }
             Event {
                 timestamp_ms: ts,
@@ -69,16 +81,29 @@ fn event() -> impl Strategy<Value = Event> {
                 distinct_id: format!("u{user}"),
                 insert_id: None,
                 properties: Value::Object(props).to_string(),
+                personal: (!apart.is_empty()).then(|| Value::Object(apart).to_string()),
                 received_at_ms: ts + recv,
             }
         })
 }
 
-fn events() -> impl Strategy<Value = (Vec<Event>, usize)> {
+/// Events, how many of them go to segments, and whether the store encrypts.
+fn events() -> impl Strategy<Value = (Vec<Event>, usize, bool)> {
     proptest::collection::vec(event(), 0..80).prop_flat_map(|evs| {
         let n = evs.len();
-        (Just(evs), 0..=n)
+        (Just(evs), 0..=n, any::<bool>())
     })
+}
+
+/// The events as a reader with personal access sees them.
+fn merged(evs: &[Event]) -> Vec<Event> {
+    evs.iter()
+        .map(|e| Event {
+            properties: e.full_properties().into_owned(),
+            personal: None,
+            ..e.clone()
+        })
+        .collect()
 }
 
 fn range() -> impl Strategy<Value = (Date, Date)> {
@@ -248,7 +273,7 @@ fn events_spec() -> impl Strategy<Value = EventsSpec> {
 }
 
 fn check(fixture: &Fixture, spec: &QuerySpec, evs: &[Event]) -> Result<(), TestCaseError> {
-    let want = reference::run(spec, evs).expect("valid spec");
+    let want = reference::run(spec, &merged(evs)).expect("valid spec");
     let got = fixture
         .query(spec)
         .map_err(|e| TestCaseError::fail(format!("engine failed: {e}")))?;
@@ -262,6 +287,14 @@ fn check(fixture: &Fixture, spec: &QuerySpec, evs: &[Event]) -> Result<(), TestC
     Ok(())
 }
 
+fn fixture(evs: &[Event], flushed: usize, encrypted: bool) -> Fixture {
+    if encrypted {
+        Fixture::encrypted(evs, flushed)
+    } else {
+        Fixture::new(evs, flushed)
+    }
+}
+
 fn json_of(r: &QueryResult) -> Value {
     serde_json::to_value(r).expect("results serialize")
 }
@@ -270,32 +303,32 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
-    fn trends_match_the_reference((evs, flushed) in events(), specs in proptest::collection::vec(trends(), 1..4)) {
-        let fixture = Fixture::new(&evs, flushed);
+    fn trends_match_the_reference((evs, flushed, encrypted) in events(), specs in proptest::collection::vec(trends(), 1..4)) {
+        let fixture = fixture(&evs, flushed, encrypted);
         for spec in &specs {
             check(&fixture, spec, &evs)?;
         }
     }
 
     #[test]
-    fn funnels_match_the_reference((evs, flushed) in events(), specs in proptest::collection::vec(funnel(), 1..4)) {
-        let fixture = Fixture::new(&evs, flushed);
+    fn funnels_match_the_reference((evs, flushed, encrypted) in events(), specs in proptest::collection::vec(funnel(), 1..4)) {
+        let fixture = fixture(&evs, flushed, encrypted);
         for spec in &specs {
             check(&fixture, spec, &evs)?;
         }
     }
 
     #[test]
-    fn retention_matches_the_reference((evs, flushed) in events(), specs in proptest::collection::vec(retention(), 1..4)) {
-        let fixture = Fixture::new(&evs, flushed);
+    fn retention_matches_the_reference((evs, flushed, encrypted) in events(), specs in proptest::collection::vec(retention(), 1..4)) {
+        let fixture = fixture(&evs, flushed, encrypted);
         for spec in &specs {
             check(&fixture, spec, &evs)?;
         }
     }
 
     #[test]
-    fn paths_match_the_reference((evs, flushed) in events(), specs in proptest::collection::vec(paths(), 1..4)) {
-        let fixture = Fixture::new(&evs, flushed);
+    fn paths_match_the_reference((evs, flushed, encrypted) in events(), specs in proptest::collection::vec(paths(), 1..4)) {
+        let fixture = fixture(&evs, flushed, encrypted);
         for spec in &specs {
             check(&fixture, spec, &evs)?;
         }
@@ -303,13 +336,13 @@ proptest! {
 
     /// Walks every page with the cursor and compares each page.
     #[test]
-    fn event_pages_match_the_reference((evs, flushed) in events(), spec in events_spec()) {
-        let fixture = Fixture::new(&evs, flushed);
+    fn event_pages_match_the_reference((evs, flushed, encrypted) in events(), spec in events_spec()) {
+        let fixture = fixture(&evs, flushed, encrypted);
         let mut spec = spec;
         for _ in 0..100 {
             let query = QuerySpec::Events(spec.clone());
             check(&fixture, &query, &evs)?;
-            let Ok(QueryResult::Events(page)) = reference::run(&query, &evs) else {
+            let Ok(QueryResult::Events(page)) = reference::run(&query, &merged(&evs)) else {
                 return Err(TestCaseError::fail("reference answered another kind"));
             };
             match page.next_cursor {

@@ -78,6 +78,7 @@ fn arb_event() -> impl Strategy<Value = Event> {
             distinct_id: format!("u{user}"),
             insert_id: None,
             properties,
+            personal: None,
             received_at_ms: ts + lag,
         })
 }

@@ -18,6 +18,7 @@ fn events(n: u32) -> Vec<Event> {
             distinct_id: format!("user-{i}"),
             insert_id: None,
             properties: format!(r#"{{"k":"value-{i}"}}"#),
+            personal: None,
             received_at_ms: 0,
         })
         .collect()

@@ -479,6 +479,7 @@ fn event(user: u8, t: i64, name: &str, i: usize) -> Event {
         distinct_id: format!("u{user}"),
         insert_id: Some(format!("i{i}")),
         properties: "{}".to_owned(),
+        personal: None,
         received_at_ms: 0,
     }
 }

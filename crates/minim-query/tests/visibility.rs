@@ -20,15 +20,14 @@ fn events() -> Vec<Event> {
                 r#"{{"email":"person{i}@example.com","plan":"{}","nested":{{"email":"kept-as-nested"}}}}"#,
                 ["pro", "free"][i as usize % 2]
             ),
+            personal: None,
             received_at_ms: 0,
         })
         .collect()
 }
 
 fn hidden() -> Visibility {
-    Visibility {
-        redacted_props: vec!["email".into()],
-    }
+    Visibility::restricted(vec!["email".into()])
 }
 
 fn spec(json: &str) -> QuerySpec {
@@ -78,4 +77,56 @@ fn sql_and_events_and_breakdowns_see_redacted_values_only() {
     assert!(!text.contains("@example.com"), "{text}");
     let full = serde_json::to_string(&f.query(&breakdown).expect("runs")).unwrap();
     assert!(full.contains("@example.com"));
+}
+
+/// Events as the privacy pipeline stores a `personal` property: its value apart, a
+/// placeholder in `properties`.
+fn events_with_personal_values() -> Vec<Event> {
+    events()
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            e.properties =
+                e.properties
+                    .replacen(&format!("person{i}@example.com"), "[redacted]", 1);
+            e.personal = Some(format!(r#"{{"email":"person{i}@example.com"}}"#));
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn personal_values_need_the_personal_key_and_only_readers_with_access_load_it() {
+    let f = Fixture::encrypted(&events_with_personal_values(), 30);
+    let sql = "SELECT * FROM events ORDER BY timestamp";
+    let restricted = serde_json::to_string(&f.sql_as(sql, &hidden()).expect("runs")).unwrap();
+    assert!(!restricted.contains("@example.com"), "{restricted}");
+    assert!(restricted.contains("[redacted]"));
+    let full = serde_json::to_string(&f.sql(sql).expect("runs")).unwrap();
+    for i in [0, 29, 39] {
+        assert!(
+            full.contains(&format!("person{i}@example.com")),
+            "event {i}: {full}"
+        );
+    }
+    // The personal column is not a column of `events`: its values only come merged.
+    assert!(f.sql("SELECT personal FROM events").is_err());
+    let by_email = spec(
+        r#"{"kind": "trends", "from": "2026-01-01", "to": "2026-01-01", "interval": "day",
+            "series": [{"event": "signup"}], "breakdown": "email", "breakdown_limit": 100}"#,
+    );
+    let text = serde_json::to_string(&f.query(&by_email).expect("runs")).unwrap();
+    assert!(text.contains("person3@example.com"), "{text}");
+
+    // Without the project's personal keyset a restricted reader still reads everything
+    // it may see: its sessions never ask for that key. A reader with access cannot.
+    let keyset = f.dir.path().join("keys/projects/p.personal.keyset");
+    std::fs::remove_file(&keyset).expect("the personal keyset exists");
+    let again = serde_json::to_string(&f.sql_as(sql, &hidden()).expect("runs")).unwrap();
+    assert_eq!(again, restricted);
+    assert!(f.query_as(&by_email, &hidden()).is_ok());
+    assert!(
+        f.sql(sql).is_err(),
+        "personal values read without their key"
+    );
 }

@@ -81,9 +81,7 @@ pub(crate) async fn visibility_for(
     let visibility = if granted.read_personal {
         Visibility::all()
     } else {
-        Visibility {
-            redacted_props: restricted.clone(),
-        }
+        Visibility::restricted(restricted.clone())
     };
     Ok((visibility, restricted))
 }

@@ -10,7 +10,7 @@ use minim_core::time::day_of;
 
 use crate::Shared;
 use crate::error::Result;
-use crate::flush::{publish_segment_gauges, write_new_segment};
+use crate::flush::{Columns, publish_segment_gauges, write_new_segment};
 use crate::manifest::SegmentFile;
 use crate::memtable::PartitionKey;
 use crate::metrics as m;
@@ -128,7 +128,10 @@ fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
         merged,
         1,
         cfg.compaction_zstd_level,
-        shredded,
+        Columns {
+            shredded,
+            personal: inputs.iter().any(|s| s.meta.personal),
+        },
     )?;
     debug_assert_eq!(
         output.meta.rows,

@@ -6,13 +6,18 @@
 //! - **Segments** of P: Parquet modular encryption, encrypted footer, every column
 //!   encrypted (AES-GCM, as the Parquet format specifies) with a key derived from P's
 //!   key; the footer's key metadata `minim1:P:KEY_ID` lets any reader (this crate, the
-//!   query engine) find the key through [`Encryption::decryption_properties`].
+//!   query engine) find the key through [`Encryption::decryption_properties`]. The
+//!   `personal` column, where a segment has one, is encrypted under a column key derived
+//!   from the project's *personal* keyset (key metadata `minim1p:P:KEY_ID`): a reader
+//!   built without personal access never asks for it, so the column stays sealed and
+//!   the rest of the file reads normally.
 //! - **The manifest**: an envelope under the `system` keyset.
 //!
 //! A destroyed (crypto-shredded) project's records and segments read as
 //! `CryptoError::Destroyed`: recovery skips them, nothing else can read them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use minim_core::ProjectId;
 use minim_crypto::{CryptoError, Key, Keyring, KeysetName};
@@ -24,6 +29,8 @@ use crate::error::{Result, StoreError};
 
 const PARQUET_KEY_PREFIX: &str = "minim1:";
 const PARQUET_KEY_PURPOSE: &[u8] = b"minim/parquet/segment";
+const PERSONAL_KEY_PREFIX: &str = "minim1p:";
+const PERSONAL_KEY_PURPOSE: &[u8] = b"minim/parquet/personal";
 
 /// The store's handle on the keyring. Cheap to clone.
 #[derive(Clone)]
@@ -101,13 +108,24 @@ impl Encryption {
         ks.open(&wal_ad(project, file_no, seq), envelope, what)
     }
 
+    /// The Parquet key of `project`'s segments (`personal`: of their personal column):
+    /// key `key_id` of the keyset, or its primary.
     fn parquet_key(
         &self,
         project: &str,
+        personal: bool,
         key_id: Option<u32>,
         what: &str,
     ) -> std::result::Result<(u32, Key), CryptoError> {
-        let ks = self.keyring.require(&KeysetName::project(project))?;
+        let (name, purpose) = if personal {
+            (
+                KeysetName::Personal(project.to_owned()),
+                PERSONAL_KEY_PURPOSE,
+            )
+        } else {
+            (KeysetName::project(project), PARQUET_KEY_PURPOSE)
+        };
+        let ks = self.keyring.require(&name)?;
         let (id, key) = match key_id {
             Some(id) => (id, ks.require(id, what)?),
             None => {
@@ -115,45 +133,79 @@ impl Encryption {
                 (id, key)
             }
         };
-        Ok((id, key.derive(PARQUET_KEY_PURPOSE)))
+        Ok((id, key.derive(purpose)))
     }
 
-    /// Encryption properties for a new segment of `project`, under its primary key.
+    /// Encryption properties for a new segment of `project`, under its primary key. With
+    /// `personal`, the `personal` column is under its personal keyset's primary key and
+    /// every other of `columns` gets the footer key as its column key: Parquet leaves
+    /// columns without a key in plaintext once any column has one.
     pub(crate) fn encryption_properties(
         &self,
         project: &ProjectId,
         day: i32,
+        columns: &[&str],
+        personal: bool,
     ) -> Result<Arc<FileEncryptionProperties>> {
         let what = format!("a new segment of project {project}");
+        let err = |e| crypto_err(&what, e);
+        let p = project.as_str();
         self.keyring
-            .get_or_create(&KeysetName::project(project.as_str()))
-            .map_err(|e| crypto_err(&what, e))?;
-        let (id, key) = self
-            .parquet_key(project.as_str(), None, &what)
-            .map_err(|e| crypto_err(&what, e))?;
-        FileEncryptionProperties::builder(key.expose().to_vec())
-            .with_footer_key_metadata(format!("{PARQUET_KEY_PREFIX}{project}:{id}").into_bytes())
+            .get_or_create(&KeysetName::project(p))
+            .map_err(err)?;
+        let (id, key) = self.parquet_key(p, false, None, &what).map_err(err)?;
+        let footer_meta = format!("{PARQUET_KEY_PREFIX}{project}:{id}").into_bytes();
+        let mut builder = FileEncryptionProperties::builder(key.expose().to_vec())
+            .with_footer_key_metadata(footer_meta.clone());
+        if personal {
+            self.keyring
+                .get_or_create(&KeysetName::Personal(p.to_owned()))
+                .map_err(err)?;
+            let (pid, pkey) = self.parquet_key(p, true, None, &what).map_err(err)?;
+            for &column in columns {
+                builder = if column == crate::segment::COL_PERSONAL {
+                    builder.with_column_key_and_metadata(
+                        column,
+                        pkey.expose().to_vec(),
+                        format!("{PERSONAL_KEY_PREFIX}{project}:{pid}").into_bytes(),
+                    )
+                } else {
+                    builder.with_column_key_and_metadata(
+                        column,
+                        key.expose().to_vec(),
+                        footer_meta.clone(),
+                    )
+                };
+            }
+        }
+        builder
             .with_aad_prefix(format!("minim/segment/{project}/{day}").into_bytes())
             .with_aad_prefix_storage(true)
             .build()
             .map_err(|e| crypto_err(&what, CryptoError::Mismatch(e.to_string())))
     }
 
-    /// Decryption properties for any segment: the key is found from the footer's key
-    /// metadata. Used by this crate's readers and the query engine's.
+    /// Decryption properties for any segment: keys are found from each file's key
+    /// metadata. With `personal` false the personal column's key is refused (never
+    /// loaded): the column stays sealed and every other column reads. This crate's
+    /// readers (compaction, rewrites) pass true; the query engine passes the reader's
+    /// right.
     pub fn decryption_properties(
         &self,
+        personal: bool,
     ) -> std::result::Result<Arc<FileDecryptionProperties>, ParquetError> {
-        FileDecryptionProperties::with_key_retriever(Arc::new(Retriever(self.clone()))).build()
+        FileDecryptionProperties::with_key_retriever(Arc::new(Retriever {
+            enc: self.clone(),
+            personal,
+            keys: Mutex::new(HashMap::new()),
+        }))
+        .build()
     }
 
-    /// The key id a segment's footer key metadata names, or None if it is not ours.
+    /// The (project, key id) a segment's footer key metadata names, or None if it is not
+    /// ours.
     pub fn parse_key_metadata(meta: &[u8]) -> Option<(String, u32)> {
-        let s = std::str::from_utf8(meta)
-            .ok()?
-            .strip_prefix(PARQUET_KEY_PREFIX)?;
-        let (project, id) = s.rsplit_once(':')?;
-        Some((project.to_owned(), id.parse().ok()?))
+        parse_prefixed(meta, PARQUET_KEY_PREFIX)
     }
 
     /// Seals a personal value kept outside events (an identity map entry's original
@@ -219,16 +271,53 @@ impl Encryption {
     }
 }
 
-struct Retriever(Encryption);
+fn parse_prefixed(meta: &[u8], prefix: &str) -> Option<(String, u32)> {
+    let s = std::str::from_utf8(meta).ok()?.strip_prefix(prefix)?;
+    let (project, id) = s.rsplit_once(':')?;
+    Some((project.to_owned(), id.parse().ok()?))
+}
+
+/// Hands the Parquet reader the keys a file's key metadata names. Built per file open;
+/// remembers what it derived, since every column of every row group asks.
+struct Retriever {
+    enc: Encryption,
+    /// May hand out personal column keys.
+    personal: bool,
+    keys: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+}
 
 impl KeyRetriever for Retriever {
     fn retrieve_key(&self, key_metadata: &[u8]) -> parquet::errors::Result<Vec<u8>> {
-        let (project, id) = Encryption::parse_key_metadata(key_metadata)
-            .ok_or_else(|| ParquetError::General("segment key metadata is not Minim's".into()))?;
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(key) = keys.get(key_metadata) {
+            return Ok(key.clone());
+        }
+        let key = self.derive(key_metadata)?;
+        keys.insert(key_metadata.to_vec(), key.clone());
+        Ok(key)
+    }
+}
+
+impl Retriever {
+    fn derive(&self, key_metadata: &[u8]) -> parquet::errors::Result<Vec<u8>> {
+        let (personal, (project, id)) = match parse_prefixed(key_metadata, PARQUET_KEY_PREFIX) {
+            Some(found) => (false, found),
+            None => (
+                true,
+                parse_prefixed(key_metadata, PERSONAL_KEY_PREFIX).ok_or_else(|| {
+                    ParquetError::General("segment key metadata is not Minim's".into())
+                })?,
+            ),
+        };
+        if personal && !self.personal {
+            return Err(ParquetError::General(
+                "the personal column's key is only loaded for readers with personal access".into(),
+            ));
+        }
         let what = format!("a segment of project {project}");
         let (_, key) = self
-            .0
-            .parquet_key(&project, Some(id), &what)
+            .enc
+            .parquet_key(&project, personal, Some(id), &what)
             .map_err(|e| ParquetError::General(e.to_string()))?;
         Ok(key.expose().to_vec())
     }

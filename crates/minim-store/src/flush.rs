@@ -102,7 +102,13 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
                 [batch],
                 0,
                 cfg.flush_zstd_level,
-                shredded,
+                Columns {
+                    shredded,
+                    personal: chunks
+                        .iter()
+                        .flat_map(|c| c.iter())
+                        .any(|e| e.personal.is_some()),
+                },
             ) {
                 Ok(segment) => written.push(segment),
                 // The project was deleted (its keys destroyed) after these events were
@@ -150,8 +156,16 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
     Ok(rows)
 }
 
-/// Writes `batch` as a new segment of (`project`, `day`) at `level`, shredding the
-/// `shredded` properties; the file is durable but not yet in any manifest.
+/// Which optional columns a new segment has.
+pub(crate) struct Columns {
+    /// Properties to shred (see `shred.rs`).
+    pub shredded: Vec<String>,
+    /// Some row may have personal values.
+    pub personal: bool,
+}
+
+/// Writes `batch` as a new segment of (`project`, `day`) at `level` with `columns`; the
+/// file is durable but not yet in any manifest.
 pub(crate) fn write_new_segment(
     shared: &Shared,
     project: &ProjectId,
@@ -159,8 +173,9 @@ pub(crate) fn write_new_segment(
     batches: impl IntoIterator<Item = Result<RecordBatch>>,
     level: u32,
     zstd_level: i32,
-    shredded: Vec<String>,
+    columns: Columns,
 ) -> Result<SegmentFile> {
+    let Columns { shredded, personal } = columns;
     let cfg = &shared.cfg;
     let id = shared
         .manifest
@@ -176,6 +191,7 @@ pub(crate) fn write_new_segment(
         zstd_level,
         shredded: &shredded,
         encryption: cfg.encryption.as_ref(),
+        personal,
     };
     let w = write_segment(&path, project, day, batches, options)?;
     let meta = SegmentMeta {
@@ -189,6 +205,7 @@ pub(crate) fn write_new_segment(
         level,
         shredded,
         key_id: w.key_id,
+        personal,
     };
     Ok(SegmentFile::new(&cfg.data_dir, meta))
 }

@@ -74,6 +74,13 @@ pub struct SegmentEntryV1 {
     /// The project key the file is encrypted under (0: plaintext).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub key_id: u32,
+    /// The file has the `personal` column.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub personal: bool,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -95,6 +102,8 @@ pub struct SegmentMeta {
     pub shredded: Vec<String>,
     /// The project key the file is encrypted under (0: plaintext).
     pub key_id: u32,
+    /// The file has the `personal` column (some row has personal values).
+    pub personal: bool,
 }
 
 /// An erasure of every event of `distinct_id` in `project`, recorded durably before it
@@ -209,6 +218,7 @@ impl Manifest {
                 level: s.level,
                 shredded: s.shredded,
                 key_id: s.key_id,
+                personal: s.personal,
             };
             segments.push(Arc::new(SegmentFile::new(data_dir, meta)));
         }
@@ -249,6 +259,7 @@ impl Manifest {
                     level: s.meta.level,
                     shredded: s.meta.shredded.clone(),
                     key_id: s.meta.key_id,
+                    personal: s.meta.personal,
                 })
                 .collect(),
             pending_erasures: self
@@ -304,6 +315,7 @@ mod tests {
             level: 0,
             shredded: vec!["$country".into()],
             key_id: 0,
+            personal: true,
         };
         m.segments
             .push(Arc::new(SegmentFile::new(dir.path(), meta.clone())));

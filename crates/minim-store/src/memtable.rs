@@ -103,6 +103,7 @@ mod tests {
             distinct_id: "u".into(),
             insert_id: None,
             properties: "{}".into(),
+            personal: None,
             received_at_ms: 0,
         };
         let mut m = Memtable::default();

@@ -29,7 +29,7 @@ use crate::manifest::SegmentFile;
 use crate::props_edit::PropRemover;
 use crate::rewrite::{Swap, commit, flush_everything, rewrite_segment};
 use crate::segment::{
-    COL_EVENT, COL_PROPERTIES, event_names, open_segment, parquet_err, string_col,
+    COL_EVENT, COL_PERSONAL, COL_PROPERTIES, event_names, open_segment, parquet_err, string_col,
 };
 
 /// What to keep, and for how long. Days count back from today (UTC, store clock).
@@ -363,6 +363,29 @@ fn apply_rules(
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         columns[idx] = Arc::new(column);
         batch = RecordBatch::try_new(batch.schema(), columns).map_err(|e| parquet_err(path, e))?;
+    }
+    // A personal value goes with its placeholder (counted above, in `properties`).
+    if let Some(idx) = batch.schema().index_of(COL_PERSONAL).ok()
+        && !rules.props.is_empty()
+    {
+        let personal = string_col(&batch, COL_PERSONAL, path)?;
+        let mut changed = false;
+        let column: StringArray = personal
+            .iter()
+            .map(|v| match v.map(|t| rules.props.remove(t)) {
+                Some(Some((text, _))) => {
+                    changed = true;
+                    (text != "{}").then_some(text)
+                }
+                _ => v.map(str::to_owned),
+            })
+            .collect();
+        if changed {
+            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+            columns[idx] = Arc::new(column);
+            batch =
+                RecordBatch::try_new(batch.schema(), columns).map_err(|e| parquet_err(path, e))?;
+        }
     }
     let keep = BooleanArray::from(keep);
     if keep.true_count() == batch.num_rows() {

@@ -18,7 +18,7 @@ use arrow::array::RecordBatch;
 
 use crate::Shared;
 use crate::error::{Result, StoreError};
-use crate::flush::{publish_segment_gauges, write_new_segment};
+use crate::flush::{Columns, publish_segment_gauges, write_new_segment};
 use crate::fsutil::sync_dir;
 use crate::manifest::{Manifest, SegmentFile};
 use crate::segment::{base_columns, conform, open_segment, parquet_err};
@@ -75,7 +75,10 @@ pub(crate) fn rewrite_segment(
         batches,
         meta.level,
         shared.cfg.compaction_zstd_level,
-        meta.shredded.clone(),
+        Columns {
+            shredded: meta.shredded.clone(),
+            personal: meta.personal,
+        },
     )
 }
 

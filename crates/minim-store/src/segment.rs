@@ -46,6 +46,10 @@ pub const COL_DISTINCT_ID: &str = "distinct_id";
 pub const COL_INSERT_ID: &str = "insert_id";
 pub const COL_PROPERTIES: &str = "properties";
 pub const COL_RECEIVED_AT: &str = "received_at";
+/// The event's personal values ([`Event::personal`]), null when it has none. A segment
+/// has the column only if some row has a value; with [`Encryption`] it is encrypted under
+/// the project's *personal* key, which only `read_personal` readers load.
+pub const COL_PERSONAL: &str = "personal";
 
 /// The Arrow type of `event`: dictionary-encoded strings. Parquet stores the column
 /// dictionary-encoded either way; with this type in the file's Arrow schema a reader gets
@@ -56,6 +60,8 @@ pub fn event_type() -> DataType {
 }
 
 /// The Arrow schema of segment format version 1 (base columns; see [`crate::shred`]).
+/// `personal` is last; files of segments without personal values leave it out
+/// ([`without_personal`]).
 pub fn schema() -> SchemaRef {
     let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
     Arc::new(Schema::new(vec![
@@ -65,7 +71,19 @@ pub fn schema() -> SchemaRef {
         Field::new(COL_INSERT_ID, DataType::Utf8, true),
         Field::new(COL_PROPERTIES, DataType::Utf8, false),
         Field::new(COL_RECEIVED_AT, ts, false),
+        Field::new(COL_PERSONAL, DataType::Utf8, true),
     ]))
+}
+
+/// `schema` without the `personal` column.
+pub fn without_personal(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.name() != COL_PERSONAL)
+        .map(|f| f.as_ref().clone())
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// Builds a record batch from events, sorted by (distinct_id, timestamp).
@@ -83,6 +101,7 @@ pub fn events_to_batch<'a>(events: impl IntoIterator<Item = &'a Event>) -> Resul
     let mut did = StringBuilder::with_capacity(n, n * 16);
     let mut iid = StringBuilder::with_capacity(n, n * 32);
     let mut props = StringBuilder::with_capacity(n, evs.iter().map(|e| e.properties.len()).sum());
+    let mut personal = StringBuilder::new();
     for e in &evs {
         ts.append_value(e.timestamp_ms);
         recv.append_value(e.received_at_ms);
@@ -90,6 +109,7 @@ pub fn events_to_batch<'a>(events: impl IntoIterator<Item = &'a Event>) -> Resul
         did.append_value(&e.distinct_id);
         iid.append_option(e.insert_id.as_deref());
         props.append_value(&e.properties);
+        personal.append_option(e.personal.as_deref());
     }
     let cols: Vec<ArrayRef> = vec![
         Arc::new(ts.finish()),
@@ -98,21 +118,29 @@ pub fn events_to_batch<'a>(events: impl IntoIterator<Item = &'a Event>) -> Resul
         Arc::new(iid.finish()),
         Arc::new(props.finish()),
         Arc::new(recv.finish()),
+        Arc::new(personal.finish()),
     ];
     RecordBatch::try_new(schema(), cols).map_err(|e| parquet_err("<memory>", e))
 }
 
 /// The base columns of `batch`, in [`schema`] order and types (casting what older
-/// segments stored differently, e.g. `event` as plain strings).
+/// segments stored differently, e.g. `event` as plain strings; a nullable column the file
+/// does not have, e.g. `personal`, reads as nulls).
 pub fn conform(batch: &RecordBatch) -> std::result::Result<RecordBatch, String> {
     let base = schema();
     let columns = base
         .fields()
         .iter()
         .map(|f| {
-            let c = batch
-                .column_by_name(f.name())
-                .ok_or_else(|| format!("column {} missing", f.name()))?;
+            let Some(c) = batch.column_by_name(f.name()) else {
+                if f.is_nullable() {
+                    return Ok(arrow::array::new_null_array(
+                        f.data_type(),
+                        batch.num_rows(),
+                    ));
+                }
+                return Err(format!("column {} missing", f.name()));
+            };
             if c.data_type() == f.data_type() {
                 Ok(c.clone())
             } else {
@@ -251,6 +279,7 @@ pub fn base_columns() -> Vec<&'static str> {
         COL_INSERT_ID,
         COL_PROPERTIES,
         COL_RECEIVED_AT,
+        COL_PERSONAL,
     ]
 }
 
@@ -263,6 +292,9 @@ pub struct WriteOptions<'a> {
     pub shredded: &'a [String],
     /// Encrypt the file under the project's key (None: plaintext).
     pub encryption: Option<&'a Encryption>,
+    /// Write the `personal` column (some row may have personal values). Without it, a row
+    /// with a personal value is an error rather than a silent loss.
+    pub personal: bool,
 }
 
 /// Writes `batches` (already sorted, in order; base columns) as a segment at `path`,
@@ -289,8 +321,19 @@ fn write_segment_inner(
     options: WriteOptions<'_>,
 ) -> Result<WrittenSegment> {
     let level = ZstdLevel::try_new(options.zstd_level).map_err(|e| parquet_err(path, e))?;
+    let mut file_schema = shred::schema_with(options.shredded);
+    if !options.personal {
+        file_schema = without_personal(&file_schema);
+    }
     let encryption = match options.encryption {
-        Some(enc) => Some(enc.encryption_properties(project, day)?),
+        Some(enc) => {
+            let columns: Vec<&str> = file_schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            Some(enc.encryption_properties(project, day, &columns, options.personal)?)
+        }
         None => None,
     };
     let key_id = encryption
@@ -315,6 +358,9 @@ fn write_segment_inner(
             .set_column_dictionary_enabled(ColumnPath::from(ts), false)
             .set_column_encoding(ColumnPath::from(ts), Encoding::DELTA_BINARY_PACKED);
     }
+    // No statistics for personal values: min/max would be values (the column index too).
+    props = props
+        .set_column_statistics_enabled(ColumnPath::from(COL_PERSONAL), EnabledStatistics::None);
     if let Some(e) = encryption {
         props = props.with_file_encryption_properties(e);
     }
@@ -324,12 +370,15 @@ fn write_segment_inner(
         .set_key_value_metadata(Some(meta))
         .build();
     let file = File::create(path).map_err(|e| StoreError::io(path, e))?;
-    let mut w = ArrowWriter::try_new(file, shred::schema_with(options.shredded), Some(props))
+    let mut w = ArrowWriter::try_new(file, file_schema.clone(), Some(props))
         .map_err(|e| parquet_err(path, e))?;
     let (mut rows, mut min_ts_ms, mut max_ts_ms) = (0u64, i64::MAX, i64::MIN);
     for batch in batches {
-        let batch = shred::with_columns(&batch?, options.shredded)
+        let mut batch = shred::with_columns(&batch?, options.shredded)
             .map_err(|reason| parquet_err(path, reason))?;
+        if !options.personal {
+            batch = drop_personal(&batch, &file_schema).map_err(|r| parquet_err(path, r))?;
+        }
         let ts = ts_col(&batch, COL_TIMESTAMP, path)?;
         if let (Some(lo), Some(hi)) = (arrow::compute::min(ts), arrow::compute::max(ts)) {
             min_ts_ms = min_ts_ms.min(lo);
@@ -351,6 +400,20 @@ fn write_segment_inner(
         max_ts_ms,
         key_id,
     })
+}
+
+/// `batch` without its `personal` column, which must hold no value.
+fn drop_personal(batch: &RecordBatch, to: &SchemaRef) -> std::result::Result<RecordBatch, String> {
+    let idx = batch
+        .schema()
+        .index_of(COL_PERSONAL)
+        .map_err(|e| e.to_string())?;
+    if batch.column(idx).null_count() != batch.num_rows() {
+        return Err("rows with personal values, written without the personal column".into());
+    }
+    let mut columns = batch.columns().to_vec();
+    columns.remove(idx);
+    RecordBatch::try_new(to.clone(), columns).map_err(|e| e.to_string())
 }
 
 /// Reads a whole segment, checking its format version. `columns` limits the read to
@@ -375,7 +438,7 @@ fn open_builder(
     let mut options = ArrowReaderOptions::new();
     if let Some(enc) = enc {
         options = options.with_file_decryption_properties(
-            enc.decryption_properties()
+            enc.decryption_properties(true)
                 .map_err(|e| parquet_err(path, e))?,
         );
     }
@@ -510,6 +573,7 @@ pub fn batch_to_events(batch: &RecordBatch, path: &Path) -> Result<Vec<Event>> {
     let did = string_col(batch, COL_DISTINCT_ID, path)?;
     let iid = string_col(batch, COL_INSERT_ID, path)?;
     let props = string_col(batch, COL_PROPERTIES, path)?;
+    let personal = string_col(batch, COL_PERSONAL, path).ok();
     Ok((0..batch.num_rows())
         .map(|i| Event {
             timestamp_ms: ts.value(i),
@@ -517,6 +581,9 @@ pub fn batch_to_events(batch: &RecordBatch, path: &Path) -> Result<Vec<Event>> {
             distinct_id: did.value(i).to_owned(),
             insert_id: iid.is_valid(i).then(|| iid.value(i).to_owned()),
             properties: props.value(i).to_owned(),
+            personal: personal
+                .filter(|p| p.is_valid(i))
+                .map(|p| p.value(i).to_owned()),
             received_at_ms: recv.value(i),
         })
         .collect())
@@ -566,6 +633,7 @@ mod tests {
             distinct_id: u.into(),
             insert_id: Some(format!("{u}-{ts}")),
             properties: r#"{"k":"v"}"#.into(),
+            personal: None,
             received_at_ms: 1,
         }
     }
@@ -576,6 +644,7 @@ mod tests {
             zstd_level: 1,
             shredded,
             encryption: None,
+            personal: false,
         }
     }
 
@@ -790,5 +859,98 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Reads `columns` of `path` as a reader without personal access would.
+    fn read_without_personal(
+        path: &Path,
+        enc: &Encryption,
+        columns: &[&str],
+    ) -> std::result::Result<Vec<RecordBatch>, String> {
+        let options = ArrowReaderOptions::new()
+            .with_file_decryption_properties(enc.decryption_properties(false).unwrap());
+        let file = File::open(path).unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+            .map_err(|e| e.to_string())?;
+        let reader = project(builder, columns)
+            .build()
+            .map_err(|e| e.to_string())?;
+        reader
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn personal_values_have_their_own_key_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let enc = keyring(dir.path());
+        let path = dir.path().join("s.parquet");
+        let p = ProjectId::new("p").unwrap();
+        let mut events: Vec<Event> = (0..40).map(|i| ev(&format!("user{i}"), i)).collect();
+        for e in events.iter_mut().step_by(3) {
+            e.properties = r#"{"email":"[redacted]","k":"v"}"#.into();
+            e.personal = Some(format!(r#"{{"email":"{}@example.com"}}"#, e.distinct_id));
+        }
+        let batch = || events_to_batch(&events);
+        let shredded = vec!["k".to_owned()];
+        // Personal values never go silently missing.
+        let mut o = opts(16, &shredded);
+        o.encryption = Some(&enc);
+        assert!(write_segment(&path, &p, 0, [batch()], o).is_err());
+        assert!(!path.exists());
+
+        o.personal = true;
+        write_segment(&path, &p, 0, [batch()], o).unwrap();
+        // Every column is ciphertext, not only the one with its own key.
+        let bytes = std::fs::read(&path).unwrap();
+        for needle in ["@example.com", "user1", "email", "prop:k", "view"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} in the clear"
+            );
+        }
+        assert!(dir.path().join("keys/projects/p.personal.keyset").exists());
+        let back: Vec<Event> = read_segment(&path, None, Some(&enc))
+            .unwrap()
+            .iter()
+            .flat_map(|b| batch_to_events(b, &path).unwrap())
+            .collect();
+        let mut want = events.clone();
+        want.sort_by(|a, b| {
+            a.distinct_id
+                .cmp(&b.distinct_id)
+                .then(a.timestamp_ms.cmp(&b.timestamp_ms))
+        });
+        assert_eq!(back, want);
+
+        // A flipped byte anywhere (sampled) is an error, or lands in a field nothing
+        // uses (e.g. a module's length prefix): never other data.
+        let good = read_segment(&path, None, Some(&enc)).unwrap();
+        for i in (0..bytes.len()).step_by(7) {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x01;
+            std::fs::write(&path, &bad).unwrap();
+            match read_segment(&path, None, Some(&enc)) {
+                Ok(b) => assert!(b == good, "byte {i} changed the data without an error"),
+                Err(e) => assert!(e.to_string().contains("s.parquet"), "{e}"),
+            }
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        // Without personal access: every other column reads, the personal one does not.
+        let others =
+            read_without_personal(&path, &enc, &[COL_DISTINCT_ID, COL_PROPERTIES]).unwrap();
+        assert_eq!(others.iter().map(RecordBatch::num_rows).sum::<usize>(), 40);
+        assert!(read_without_personal(&path, &enc, &[COL_PERSONAL]).is_err());
+
+        // A segment of events without personal values has no such column and no key use.
+        let plain = dir.path().join("plain.parquet");
+        let none: Vec<Event> = (0..5).map(|i| ev("u", i)).collect();
+        let mut o = opts(16, &shredded);
+        o.encryption = Some(&enc);
+        write_segment(&plain, &p, 0, [events_to_batch(&none)], o).unwrap();
+        let b = read_segment(&plain, None, Some(&enc)).unwrap();
+        assert!(b[0].schema().index_of(COL_PERSONAL).is_err());
+        let b = conform(&b[0]).unwrap();
+        assert_eq!(b.column_by_name(COL_PERSONAL).unwrap().null_count(), 5);
     }
 }

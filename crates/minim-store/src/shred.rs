@@ -134,6 +134,7 @@ mod tests {
             distinct_id: "u".into(),
             insert_id: None,
             properties: props.into(),
+            personal: None,
             received_at_ms: 1,
         }
     }

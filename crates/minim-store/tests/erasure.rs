@@ -34,6 +34,7 @@ fn ev(id: u32, day: i64, user: &str) -> Event {
         distinct_id: user.to_owned(),
         insert_id: Some(format!("id-{id}")),
         properties: format!(r#"{{"n":{id},"plan":"pro"}}"#),
+        personal: None,
         received_at_ms: BASE_MS,
     }
 }

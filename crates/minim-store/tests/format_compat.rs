@@ -20,6 +20,7 @@ fn events(range: std::ops::Range<u32>) -> Vec<Event> {
             distinct_id: format!("user-{}", i % 4),
             insert_id: (i % 5 != 0).then(|| format!("ins-{i}")),
             properties: format!(r#"{{"i":{i},"plan":"pro","s":"é ✓"}}"#),
+            personal: None,
             received_at_ms: 1_767_225_600_000,
         })
         .collect()

@@ -2,7 +2,8 @@
 //! event, driven by a manual clock: expired partitions dropped, per-event overrides
 //! shorter and longer than the default, properties removed from old events with every
 //! other property byte-identical, exact report counts, nothing expired left in the
-//! memtable or the WAL, shredded columns consistent, and the same after reopening.
+//! memtable or the WAL, shredded columns consistent, a removed personal property gone
+//! from the personal column too, and the same after reopening.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,14 +32,34 @@ fn cfg(dir: &Path, clock: &Clock) -> StoreConfig {
 
 /// An event whose properties are built from ordered entries (key, raw JSON value).
 fn ev(id: u32, day: i64, name: &str, entries: &[(String, String)]) -> Event {
+    let (properties, personal) = stored(entries);
     Event {
         timestamp_ms: BASE_MS + day * MS_PER_DAY + i64::from(id % 1000) * 1000,
         event: name.to_owned(),
         distinct_id: format!("u{}", id % 7),
         insert_id: Some(format!("id-{id}")),
-        properties: render(entries),
+        properties,
+        personal,
         received_at_ms: BASE_MS,
     }
+}
+
+/// How the privacy pipeline stores `entries` when the plan classes `email` personal: its
+/// value apart, a placeholder in its place.
+fn stored(entries: &[(String, String)]) -> (String, Option<String>) {
+    let (mut props, mut personal) = (Vec::new(), Vec::new());
+    for (k, v) in entries {
+        if k == "email" && v != "null" {
+            props.push((k.clone(), r#""[redacted]""#.to_owned()));
+            personal.push((k.clone(), v.clone()));
+        } else {
+            props.push((k.clone(), v.clone()));
+        }
+    }
+    (
+        render(&props),
+        (!personal.is_empty()).then(|| render(&personal)),
+    )
 }
 
 fn render(entries: &[(String, String)]) -> String {
@@ -69,9 +90,11 @@ fn model_apply(
         .cloned()
         .collect();
     let removed = (entries.len() - kept.len()) as u64;
+    let (properties, personal) = stored(&kept);
     (
         Some(Event {
-            properties: render(&kept),
+            properties,
+            personal,
             ..e.clone()
         }),
         removed,

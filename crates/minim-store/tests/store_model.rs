@@ -28,6 +28,7 @@ fn ev(id: u32, day: i64, user: u32) -> Event {
         distinct_id: format!("u{user}"),
         insert_id: Some(format!("id-{id}")),
         properties: format!(r#"{{"n":{id}}}"#),
+        personal: None,
         received_at_ms: BASE_MS,
     }
 }

@@ -15,6 +15,7 @@ fn batch(project: &str, seed: u64, n: usize) -> EventBatch {
             distinct_id: format!("user-{}", (seed + i as u64) % 13),
             insert_id: (i % 3 != 0).then(|| format!("{seed}-{i}")),
             properties: format!(r#"{{"i":{i},"s":"{}"}}"#, "x".repeat((seed % 40) as usize)),
+            personal: None,
             received_at_ms: 1,
         })
         .collect();

@@ -127,6 +127,7 @@ fn read_events(b: &RecordBatch, out: &mut Vec<Event>) -> Result<()> {
             distinct_id: ids.value(i).to_owned(),
             insert_id: columns::opt_str(&inserts, i),
             properties: props.value(i).to_owned(),
+            personal: None,
             received_at_ms: received.value(i),
         });
     }

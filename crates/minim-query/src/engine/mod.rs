@@ -145,22 +145,38 @@ impl QueryError {
 /// What a reader may see of the events. The server builds it from the reader's rights and
 /// the tracking plan; the engine applies it where the `events` table is defined, so no
 /// query shape (insight, live events, SQL) can get around it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Visibility {
     /// Top-level properties whose values come back as [`REDACTED`] (in `properties` and
     /// in any property column derived from it).
     pub redacted_props: Vec<String>,
+    /// Personal values ([`minim_core::Event::personal`]) are put back in place of their
+    /// placeholders; only then does the session load a personal column key. Without it
+    /// they read as [`REDACTED`], as stored in `properties`.
+    pub personal: bool,
 }
 
 impl Visibility {
     /// Everything, as stored (internal callers and principals with `read_personal`).
     pub fn all() -> Self {
-        Self::default()
+        Self {
+            redacted_props: Vec::new(),
+            personal: true,
+        }
+    }
+
+    /// A reader without personal access: `redacted` (the plan's restricted properties)
+    /// read as [`REDACTED`] and personal values stay sealed.
+    pub fn restricted(redacted: Vec<String>) -> Self {
+        Self {
+            redacted_props: redacted,
+            personal: false,
+        }
     }
 }
 
 /// The JSON value a redacted property reads as.
-pub const REDACTED: &str = "\"[redacted]\"";
+pub use minim_core::props::REDACTED;
 
 /// Runs queries on a dedicated thread pool within [`EngineConfig`]'s bounds.
 pub struct QueryEngine {

@@ -7,11 +7,16 @@
 //! the cheapest way it can: a segment that shredded the property reads its column
 //! (`minim_store::shred`), anything else runs `prop_str` over the JSON text. Both give
 //! the same value for every row, so the choice never changes an answer.
+//!
+//! Personal values ([`minim_core::Event::personal`]) live in a separate `personal` column
+//! (encrypted under its own key in segments). For a reader with personal access the
+//! view puts them back into `properties` and property columns; for anyone else the
+//! column is never read (its key never loaded) and `properties` holds their placeholders.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::view::ViewTable;
@@ -23,12 +28,15 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::FunctionRegistry;
+use datafusion::functions::expr_fn::coalesce;
 use datafusion::logical_expr::cast;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::prelude::SessionContext;
 use minim_core::ProjectId;
 use minim_store::Snapshot;
-use minim_store::segment::{COL_DISTINCT_ID, COL_PROPERTIES, events_to_batch, schema};
+use minim_store::segment::{
+    COL_DISTINCT_ID, COL_PERSONAL, COL_PROPERTIES, events_to_batch, schema, without_personal,
+};
 use minim_store::shred::{PROP_COLUMN_PREFIX, prop_column, schema_with};
 
 use super::filter::column;
@@ -66,8 +74,9 @@ pub(crate) fn register_events(
     props: &[String],
     visibility: &super::Visibility,
 ) -> Result<()> {
-    // Segments grouped by which of `props` they shredded: one scan per group.
-    let mut groups: BTreeMap<Vec<String>, Vec<ListingTableUrl>> = BTreeMap::new();
+    // Segments grouped by which of `props` they shredded and whether the session reads
+    // their personal column: one scan per group.
+    let mut groups: BTreeMap<(Vec<String>, bool), Vec<ListingTableUrl>> = BTreeMap::new();
     for s in snapshot
         .segments
         .iter()
@@ -79,7 +88,7 @@ pub(crate) fn register_events(
             .cloned()
             .collect();
         groups
-            .entry(shredded)
+            .entry((shredded, visibility.personal && s.meta.personal))
             .or_default()
             .push(ListingTableUrl::parse(s.path.to_string_lossy())?);
     }
@@ -91,35 +100,55 @@ pub(crate) fn register_events(
         .collect::<Result<_, _>>()
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
 
+    let has_personal = batches.iter().any(|b| {
+        b.column_by_name(COL_PERSONAL)
+            .is_some_and(|c| c.null_count() < c.len())
+    });
     let prop_str = ctx.udf(PROP_STR)?;
     let redact = super::udf::redactor(&visibility.redacted_props);
-    let mut sources: Vec<(Arc<dyn TableProvider>, Vec<String>)> = Vec::new();
-    let parquet = super::encryption::parquet_options(ctx, snapshot.encryption.as_ref());
-    for (shredded, urls) in groups {
+    let merge = visibility.personal.then(super::udf::personal_merger);
+    // (source, its shredded properties, whether it has a personal column to merge)
+    let mut sources: Vec<(Arc<dyn TableProvider>, Vec<String>, bool)> = Vec::new();
+    let parquet =
+        super::encryption::parquet_options(ctx, snapshot.encryption.as_ref(), visibility.personal);
+    for ((shredded, personal), urls) in groups {
         let format = ParquetFormat::default().with_options(parquet.clone());
         let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+        let mut file_schema = schema_with(&shredded);
+        if !personal {
+            file_schema = without_personal(&file_schema);
+        }
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
-            .with_schema(as_views(schema_with(&shredded)));
-        sources.push((Arc::new(ListingTable::try_new(config)?), shredded));
+            .with_schema(as_views(file_schema));
+        sources.push((Arc::new(ListingTable::try_new(config)?), shredded, personal));
     }
     if !batches.is_empty() || sources.is_empty() {
         sources.push((
             Arc::new(MemTable::try_new(schema(), vec![batches])?),
             Vec::new(),
+            visibility.personal && has_personal,
         ));
     }
     let mut union: Option<LogicalPlanBuilder> = None;
-    for (i, (source, shredded)) in sources.into_iter().enumerate() {
+    for (i, (source, shredded, personal)) in sources.into_iter().enumerate() {
+        let merge = merge.as_ref().filter(|_| personal);
         let mut columns: Vec<Expr> = schema()
             .fields()
             .iter()
+            .filter(|f| f.name() != COL_PERSONAL)
             .map(|f| {
-                let value = match &redact {
-                    Some(redact) if f.name() == COL_PROPERTIES => {
-                        redact.call(vec![col(COL_PROPERTIES)])
+                let value = if f.name() == COL_PROPERTIES {
+                    let mut v = col(COL_PROPERTIES);
+                    if let Some(merge) = merge {
+                        v = merge.call(vec![v, col(COL_PERSONAL)]);
                     }
-                    _ => col(f.name()),
+                    if let Some(redact) = &redact {
+                        v = redact.call(vec![v]);
+                    }
+                    v
+                } else {
+                    col(f.name())
                 };
                 if is_view(f.name()) {
                     cast(value, DataType::Utf8View).alias(f.name())
@@ -131,10 +160,21 @@ pub(crate) fn register_events(
         for p in props {
             let value = if visibility.redacted_props.contains(p) {
                 lit(super::REDACTED.trim_matches('"'))
-            } else if shredded.contains(p) {
-                column(&prop_column(p))
             } else {
-                prop_str.call(vec![col(COL_PROPERTIES), lit(p.as_str())])
+                let stored = if shredded.contains(p) {
+                    column(&prop_column(p))
+                } else {
+                    prop_str.call(vec![col(COL_PROPERTIES), lit(p.as_str())])
+                };
+                if merge.is_some() {
+                    // A personal value, where the event has one, stands in for its placeholder.
+                    coalesce(vec![
+                        prop_str.call(vec![col(COL_PERSONAL), lit(p.as_str())]),
+                        stored,
+                    ])
+                } else {
+                    stored
+                }
             };
             columns.push(cast(value, DataType::Utf8View).alias(prop_column(p)));
         }

@@ -89,6 +89,56 @@ pub(crate) fn redactor(names: &[String]) -> Option<datafusion::logical_expr::Sca
     ))
 }
 
+/// `minim_merge_personal(properties, personal)`: the properties text with the event's
+/// personal values in place ([`minim_core::props::merge_personal`]). Only sessions of
+/// readers with personal access build it; never registered, so SQL cannot call it.
+pub(crate) fn personal_merger() -> datafusion::logical_expr::ScalarUDF {
+    create_udf(
+        "minim_merge_personal",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let [properties, personal] = args else {
+                return Err(DataFusionError::Internal(
+                    "minim_merge_personal takes 2 arguments".into(),
+                ));
+            };
+            let rows = match (properties, personal) {
+                (ColumnarValue::Array(a), _) | (_, ColumnarValue::Array(a)) => a.len(),
+                _ => 1,
+            };
+            let props = properties.to_array(rows)?;
+            let personal = personal.to_array(rows)?;
+            // Most events have no personal value: nothing to merge.
+            if personal.null_count() == personal.len() {
+                return Ok(ColumnarValue::Array(props));
+            }
+            let text = |a: &ArrayRef| -> Result<StringArray> {
+                let plain = arrow::compute::cast(a, &DataType::Utf8)?;
+                plain
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Internal("properties is not text".into()))
+            };
+            let (props, personal) = (text(&props)?, text(&personal)?);
+            let mut out = StringBuilder::with_capacity(rows, props.value_data().len());
+            for i in 0..rows {
+                match (props.is_valid(i), personal.is_valid(i)) {
+                    (false, _) => out.append_null(),
+                    (true, false) => out.append_value(props.value(i)),
+                    (true, true) => out.append_value(minim_core::props::merge_personal(
+                        props.value(i),
+                        personal.value(i),
+                    )),
+                }
+            }
+            Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        }),
+    )
+}
+
 /// Output builders the property functions write into.
 trait Output: Default {
     fn append_null_value(&mut self);

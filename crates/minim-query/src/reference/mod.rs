@@ -45,6 +45,7 @@ mod tests {
             distinct_id: "u".into(),
             insert_id: None,
             properties: properties.into(),
+            personal: None,
             received_at_ms: ts,
         }
     }

@@ -12,7 +12,7 @@ use serde_json::Value;
 /// A store with events of project `p` (and a copy under project `other`, which no query
 /// of `p` may see).
 pub struct Fixture {
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     pub store: Store,
     pub project: ProjectId,
     pub engine: QueryEngine,
@@ -26,10 +26,32 @@ impl Fixture {
         Self::with_config(events, flushed, EngineConfig::default())
     }
 
+    /// [`Fixture::new`] with the store encrypting its files (keys in `<dir>/keys`).
+    pub fn encrypted(events: &[Event], flushed: usize) -> Self {
+        Self::with_options(events, flushed, EngineConfig::default(), true)
+    }
+
     pub fn with_config(events: &[Event], flushed: usize, config: EngineConfig) -> Self {
+        Self::with_options(events, flushed, config, false)
+    }
+
+    pub fn with_options(
+        events: &[Event],
+        flushed: usize,
+        config: EngineConfig,
+        encrypted: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let encryption = encrypted.then(|| {
+            let (ring, _) =
+                minim_crypto::Keyring::open_for_data_dir(&data_dir, &dir.path().join("keys"), None)
+                    .expect("keyring");
+            minim_store::Encryption::new(std::sync::Arc::new(ring))
+        });
         let store = Store::open(StoreConfig {
-            data_dir: dir.path().to_path_buf(),
+            data_dir,
+            encryption,
             ..StoreConfig::default()
         })
         .expect("store opens");
@@ -59,7 +81,7 @@ impl Fixture {
             .build()
             .expect("runtime");
         Self {
-            _dir: dir,
+            dir,
             store,
             project,
             engine,

@@ -9,8 +9,9 @@
 //! writes; authenticity comes from the encryption). `key_id` 0 with flag bit 0 clear
 //! means plaintext. An encrypted record ([`FLAG_ENCRYPTED`]) names the project key in
 //! `key_id` and its payload is `project: str16 | envelope`, the envelope holding the
-//! plaintext payload (`crypt.rs`). The payload of kind 1 (event batch) is described at
-//! [`encode_batch`].
+//! plaintext payload (`crypt.rs`). The payload of kind 2 (event batch) is described at
+//! [`encode_batch`]; kind 1, written before events carried personal values, is the same
+//! without the `personal` field and is still read.
 
 use minim_core::{Event, EventBatch, ProjectId};
 
@@ -18,7 +19,9 @@ pub const MAGIC: &[u8; 8] = b"MINIMWAL";
 pub const VERSION: u16 = 1;
 pub const FILE_HEADER_LEN: usize = 32;
 pub const RECORD_HEADER_LEN: usize = 22;
-pub const KIND_EVENT_BATCH: u8 = 1;
+pub const KIND_EVENT_BATCH: u8 = 2;
+/// An event batch without `personal` values (written by earlier versions).
+pub const KIND_EVENT_BATCH_V1: u8 = 1;
 pub const FLAG_ENCRYPTED: u8 = 1;
 
 const NONE_LEN: u32 = u32::MAX;
@@ -141,11 +144,11 @@ pub fn read_record(buf: &[u8], max_record_bytes: usize) -> ReadOutcome {
     ReadOutcome::Record(rec, total)
 }
 
-/// Encodes an event batch payload (kind 1):
+/// Encodes an event batch payload (kind 2):
 ///
 /// ```text
 /// project: str16 | count u32 | event*count
-/// event := timestamp_ms i64 | received_at_ms i64 | event str32 | distinct_id str32 | insert_id opt_str32 | properties str32
+/// event := timestamp_ms i64 | received_at_ms i64 | event str32 | distinct_id str32 | insert_id opt_str32 | properties str32 | personal opt_str32
 /// str16 := len u16 | utf8   str32 := len u32 | utf8   opt_str32 := str32 | 0xFFFFFFFF (absent)
 /// ```
 pub fn encode_batch<'a>(
@@ -162,11 +165,9 @@ pub fn encode_batch<'a>(
         out.extend_from_slice(&e.received_at_ms.to_le_bytes());
         put_str(out, &e.event);
         put_str(out, &e.distinct_id);
-        match &e.insert_id {
-            Some(id) => put_str(out, id),
-            None => out.extend_from_slice(&NONE_LEN.to_le_bytes()),
-        }
+        put_opt_str(out, e.insert_id.as_deref());
         put_str(out, &e.properties);
+        put_opt_str(out, e.personal.as_deref());
     }
 }
 
@@ -193,8 +194,12 @@ pub fn split_encrypted_payload(payload: &[u8]) -> Result<(&str, &[u8]), String> 
     Ok((project, &payload[2 + plen..]))
 }
 
-/// Decodes a kind-1 payload; every length is checked against the buffer.
-pub fn decode_batch(payload: &[u8]) -> Result<EventBatch, String> {
+/// Decodes an event batch payload of `kind` ([`KIND_EVENT_BATCH`] or
+/// [`KIND_EVENT_BATCH_V1`]); every length is checked against the buffer.
+pub fn decode_batch(payload: &[u8], kind: u8) -> Result<EventBatch, String> {
+    if kind != KIND_EVENT_BATCH && kind != KIND_EVENT_BATCH_V1 {
+        return Err(format!("unsupported record kind {kind}"));
+    }
     let mut r = Reader {
         buf: payload,
         pos: 0,
@@ -215,12 +220,18 @@ pub fn decode_batch(payload: &[u8]) -> Result<EventBatch, String> {
         let distinct_id = r.string()?;
         let insert_id = r.opt_string()?;
         let properties = r.string()?;
+        let personal = if kind == KIND_EVENT_BATCH {
+            r.opt_string()?
+        } else {
+            None
+        };
         events.push(Event {
             timestamp_ms,
             event,
             distinct_id,
             insert_id,
             properties,
+            personal,
             received_at_ms,
         });
     }
@@ -228,6 +239,13 @@ pub fn decode_batch(payload: &[u8]) -> Result<EventBatch, String> {
         return Err("trailing bytes after the last event".into());
     }
     Ok(EventBatch { project, events })
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => out.extend_from_slice(&NONE_LEN.to_le_bytes()),
+    }
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -297,7 +315,8 @@ mod tests {
             event: format!("e{i}"),
             distinct_id: "u".into(),
             insert_id: (i % 2 == 0).then(|| format!("id{i}")),
-            properties: r#"{"a":1}"#.into(),
+            properties: r#"{"a":1,"email":"[redacted]"}"#.into(),
+            personal: (i % 3 == 0).then(|| format!(r#"{{"email":"u{i}@example.com"}}"#)),
             received_at_ms: 5,
         }
     }
@@ -308,9 +327,32 @@ mod tests {
         let events: Vec<Event> = (0..5).map(ev).collect();
         let mut buf = Vec::new();
         encode_batch(&mut buf, &p, events.iter());
-        let b = decode_batch(&buf).unwrap();
+        let b = decode_batch(&buf, KIND_EVENT_BATCH).unwrap();
         assert_eq!(b.project, p);
         assert_eq!(b.events, events);
+        assert!(decode_batch(&buf, 9).is_err());
+    }
+
+    #[test]
+    fn version_1_batches_still_decode() {
+        // project "p1", one event: ts, received, "e", "u", no insert id, "{}".
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(&2u16.to_le_bytes());
+        v1.extend_from_slice(b"p1");
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&7i64.to_le_bytes());
+        v1.extend_from_slice(&8i64.to_le_bytes());
+        put_str(&mut v1, "e");
+        put_str(&mut v1, "u");
+        put_opt_str(&mut v1, None);
+        put_str(&mut v1, "{}");
+        let b = decode_batch(&v1, KIND_EVENT_BATCH_V1).unwrap();
+        assert_eq!(b.events.len(), 1);
+        assert_eq!(b.events[0].properties, "{}");
+        assert_eq!(b.events[0].personal, None);
+        assert_eq!(b.events[0].received_at_ms, 8);
+        // Read as kind 2, the same bytes lack the personal field.
+        assert!(decode_batch(&v1, KIND_EVENT_BATCH).is_err());
     }
 
     #[test]
@@ -339,7 +381,8 @@ mod tests {
             let bytes: Vec<u8> = (0..n)
                 .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
                 .collect();
-            let _ = decode_batch(&bytes);
+            let _ = decode_batch(&bytes, KIND_EVENT_BATCH);
+            let _ = decode_batch(&bytes, KIND_EVENT_BATCH_V1);
         }
     }
 

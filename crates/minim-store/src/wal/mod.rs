@@ -18,7 +18,9 @@ use crate::config::Faults;
 use crate::crypt::crypto_err;
 use crate::error::{Result, StoreError};
 use crate::fsutil::sync_dir;
-use format::{FILE_HEADER_LEN, FLAG_ENCRYPTED, FileHeader, KIND_EVENT_BATCH, ReadOutcome};
+use format::{
+    FILE_HEADER_LEN, FLAG_ENCRYPTED, FileHeader, KIND_EVENT_BATCH, KIND_EVENT_BATCH_V1, ReadOutcome,
+};
 
 pub fn wal_path(dir: &Path, file_no: u64) -> PathBuf {
     dir.join(format!("{file_no:020}.wal"))
@@ -98,7 +100,8 @@ pub fn parse_file(
         match format::read_record(&data[pos..], max_record_bytes) {
             ReadOutcome::Record(rec, n) => {
                 let encrypted = rec.flags == FLAG_ENCRYPTED;
-                if rec.kind != KIND_EVENT_BATCH || (rec.flags != 0 && !encrypted) {
+                let batch_kind = rec.kind == KIND_EVENT_BATCH || rec.kind == KIND_EVENT_BATCH_V1;
+                if !batch_kind || (rec.flags != 0 && !encrypted) {
                     out.stopped = Some(format!(
                         "unsupported record kind {} flags {} at offset {pos}",
                         rec.kind, rec.flags
@@ -133,7 +136,7 @@ pub fn parse_file(
                         }
                     }
                 };
-                match plain.map(|p| format::decode_batch(&p)) {
+                match plain.map(|p| format::decode_batch(&p, rec.kind)) {
                     Some(Ok(b)) => out.batches.push((rec.seq, b)),
                     None => out.shredded_records += 1,
                     Some(Err(e)) if encrypted => {
