@@ -28,6 +28,8 @@ use crate::{CryptoError, Key, Keyset, envelope};
 
 /// The environment variable that supplies the master key (64 hex digits).
 pub const MASTER_KEY_ENV: &str = "MINIM_MASTER_KEY";
+/// The new master key for a rotation when the current one comes from [`MASTER_KEY_ENV`].
+pub const NEW_MASTER_KEY_ENV: &str = "MINIM_NEW_MASTER_KEY";
 /// The data directory's marker naming its keyring.
 pub const DATA_DIR_MARKER: &str = "KEYRING";
 
@@ -181,6 +183,17 @@ fn resume_master_rotation(dir: &Path) -> Result<(), CryptoError> {
         return Ok(()); // finished by another process
     };
     let old = read_key_file(&dir.join("master.key"))?;
+    rewrap(dir, old.as_ref(), &new)?;
+    fs::rename(dir.join(MASTER_NEXT), dir.join("master.key"))
+        .map_err(|e| CryptoError::io(dir.join("master.key"), e))?;
+    crate::fsutil::sync_parent(&dir.join("master.key"))?;
+    Ok(())
+}
+
+/// Re-wraps every keyset not yet under `new` (from `old`), then the keyring check: each
+/// file replaced atomically, the check last, so a rotation cut short is finished by
+/// running this again with the same keys. Call with the directory lock held.
+fn rewrap(dir: &Path, old: Option<&Key>, new: &Key) -> Result<(), CryptoError> {
     for (path, name) in keyset_files(dir)? {
         let bytes = fs::read(&path).map_err(|e| CryptoError::io(&path, e))?;
         if Keyset::stored_master_id(&bytes) == Some(new.fingerprint()) {
@@ -193,18 +206,15 @@ fn resume_master_rotation(dir: &Path) -> Result<(), CryptoError> {
             ))
         })?;
         let ks = Keyset::from_stored(&bytes, &name, old, &path.display().to_string())?;
-        write_atomic(&path, &ks.to_stored(&new, new.fingerprint())?)?;
+        write_atomic(&path, &ks.to_stored(new, new.fingerprint())?)?;
     }
     let ring_path = dir.join("keyring.json");
     let ring_bytes = fs::read(&ring_path).map_err(|e| CryptoError::io(&ring_path, e))?;
     let file: KeyringFile = serde_json::from_slice(&ring_bytes)
         .map_err(|e| CryptoError::format(&ring_path, format!("not a keyring file: {e}")))?;
     if file.master_id != new.fingerprint() {
-        write_atomic(&ring_path, &keyring_file_bytes(&file.id, &new)?)?;
+        write_atomic(&ring_path, &keyring_file_bytes(&file.id, new)?)?;
     }
-    fs::rename(dir.join(MASTER_NEXT), dir.join("master.key"))
-        .map_err(|e| CryptoError::io(dir.join("master.key"), e))?;
-    crate::fsutil::sync_parent(&dir.join("master.key"))?;
     Ok(())
 }
 
@@ -496,7 +506,7 @@ impl Keyring {
     pub fn rotate_master(&self) -> Result<u32, CryptoError> {
         if self.master_from_env {
             return Err(CryptoError::Mismatch(format!(
-                "the master key comes from {MASTER_KEY_ENV}: rotating it here is not supported yet; use a key file (unset {MASTER_KEY_ENV}) to rotate"
+                "the master key comes from {MASTER_KEY_ENV}: give the new one in {NEW_MASTER_KEY_ENV} to rotate it"
             )));
         }
         {
@@ -520,6 +530,36 @@ impl Keyring {
         };
         let id = master.fingerprint();
         *self.master.write().expect("master lock") = master;
+        self.cache.lock().expect("keyring cache").clear();
+        Ok(id)
+    }
+
+    /// Replaces a master key that comes from [`MASTER_KEY_ENV`] by `new` (the operator's,
+    /// e.g. from [`NEW_MASTER_KEY_ENV`]): every keyset and the keyring check are re-wrapped
+    /// under it, each file atomically, the check last. Nothing is written that holds
+    /// either key. Cut short, it is finished by running it again with the same two keys
+    /// (until then the old key still opens the keyring). Afterwards every process must
+    /// be given the new key; one still holding the old key gets a clear error when it
+    /// next loads a keyset. Returns the new master key's id.
+    pub fn rotate_env_master(&self, new: Key) -> Result<u32, CryptoError> {
+        if !self.master_from_env {
+            return Err(CryptoError::Mismatch(format!(
+                "the master key is the file {}: rotate it without {NEW_MASTER_KEY_ENV}",
+                self.dir.join("master.key").display()
+            )));
+        }
+        let old = self.master();
+        if old.fingerprint() == new.fingerprint() {
+            return Err(CryptoError::Mismatch(
+                "the new master key is the current one".into(),
+            ));
+        }
+        {
+            let _lock = self.lock()?;
+            rewrap(&self.dir, Some(&old), &new)?;
+        }
+        let id = new.fingerprint();
+        *self.master.write().expect("master lock") = new;
         self.cache.lock().expect("keyring cache").clear();
         Ok(id)
     }
@@ -801,6 +841,61 @@ mod tests {
         // The old master key opens nothing any more.
         let err = Keyring::open(&keys, Some(old.trim())).expect_err("old key");
         assert!(matches!(err, CryptoError::MasterWrong { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_environment_master_key_rotates_and_a_rotation_cut_short_is_rerun() {
+        let (_t, data, keys) = dirs();
+        let old = Key::generate().expect("key");
+        let old_hex = old.to_hex();
+        let (a, _) =
+            Keyring::open_for_data_dir(&data, &keys, Some(old_hex.as_str())).expect("create");
+        assert!(!keys.join("master.key").exists());
+        let names = [
+            KeysetName::System,
+            KeysetName::project("p1"),
+            KeysetName::Personal("p1".into()),
+        ];
+        let cts: Vec<Vec<u8>> = names
+            .iter()
+            .map(|n| {
+                let ks = a.get_or_create(n).expect("ks");
+                ks.seal(b"", n.label().as_bytes()).expect("seal")
+            })
+            .collect();
+        let new = Key::generate().expect("key");
+        let new_hex = new.to_hex();
+        // A crash after the first keyset was re-wrapped: the old key still opens the
+        // keyring, and running the rotation again finishes it.
+        let first = names[0].file(&keys);
+        let ks = Keyset::from_stored(&fs::read(&first).expect("r"), &names[0].label(), &old, "t")
+            .expect("ks");
+        write_atomic(&first, &ks.to_stored(&new, new.fingerprint()).expect("s")).expect("w");
+        let again = Keyring::open(&keys, Some(old_hex.as_str())).expect("old key still opens");
+        assert!(again.rotate_env_master(old.clone()).is_err(), "same key");
+        assert_eq!(
+            again.rotate_env_master(new.clone()).expect("rotates"),
+            new.fingerprint()
+        );
+        for (n, ct) in names.iter().zip(&cts) {
+            let ks = again.require(n).expect("ks");
+            assert_eq!(ks.open(b"", ct, "t").expect("open"), n.label().as_bytes());
+        }
+        // No key was written anywhere; the old key no longer opens; the new one does.
+        assert!(!keys.join("master.key").exists() && !keys.join(MASTER_NEXT).exists());
+        assert!(Keyring::open(&keys, Some(old_hex.as_str())).is_err());
+        let ring = Keyring::open(&keys, Some(new_hex.as_str())).expect("new key opens");
+        for (n, ct) in names.iter().zip(&cts) {
+            let ks = ring.require(n).expect("ks");
+            assert_eq!(ks.open(b"", ct, "t").expect("open"), n.label().as_bytes());
+        }
+        // A process still holding the old key is told what happened.
+        let err = a.require(&names[1]).expect_err("old master").to_string();
+        assert!(err.contains("rotated"), "{err}");
+        // A key file is rotated the file way.
+        let (_t2, data2, keys2) = dirs();
+        let (f, _) = Keyring::open_for_data_dir(&data2, &keys2, None).expect("create");
+        assert!(f.rotate_env_master(Key::generate().expect("k")).is_err());
     }
 
     #[test]

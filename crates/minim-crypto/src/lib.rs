@@ -25,7 +25,7 @@ pub mod stream;
 
 pub use error::CryptoError;
 pub use key::{KEY_LEN, Key};
-pub use keyring::{Keyring, KeyringOpened, KeysetName, MASTER_KEY_ENV};
+pub use keyring::{Keyring, KeyringOpened, KeysetName, MASTER_KEY_ENV, NEW_MASTER_KEY_ENV};
 pub use keyset::{KeyInfo, Keyset};
 
 pub type Result<T, E = CryptoError> = std::result::Result<T, E>;

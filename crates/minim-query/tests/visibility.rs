@@ -6,7 +6,7 @@ mod support;
 
 use minim_core::Event;
 use minim_query::QuerySpec;
-use minim_query::engine::Visibility;
+use minim_query::engine::{EngineConfig, QueryEngine, Visibility};
 use support::Fixture;
 
 fn events() -> Vec<Event> {
@@ -119,14 +119,57 @@ fn personal_values_need_the_personal_key_and_only_readers_with_access_load_it() 
     assert!(text.contains("person3@example.com"), "{text}");
 
     // Without the project's personal keyset a restricted reader still reads everything
-    // it may see: its sessions never ask for that key. A reader with access cannot.
+    // it may see: its sessions never ask for that key. A reader with access cannot (in
+    // a new engine: this one keeps the files' metadata, decryptors included, in memory).
     let keyset = f.dir.path().join("keys/projects/p.personal.keyset");
     std::fs::remove_file(&keyset).expect("the personal keyset exists");
-    let again = serde_json::to_string(&f.sql_as(sql, &hidden()).expect("runs")).unwrap();
+    let fresh = QueryEngine::new(EngineConfig::default()).expect("engine starts");
+    let run = |visibility: Visibility| {
+        f.rt.block_on(fresh.sql_as(
+            f.store.snapshot(),
+            f.project.clone(),
+            sql.to_owned(),
+            visibility,
+        ))
+    };
+    let again = serde_json::to_string(&run(hidden()).expect("runs")).unwrap();
     assert_eq!(again, restricted);
     assert!(f.query_as(&by_email, &hidden()).is_ok());
     assert!(
-        f.sql(sql).is_err(),
+        run(Visibility::all()).is_err(),
         "personal values read without their key"
     );
+}
+
+#[test]
+fn segment_metadata_is_kept_between_queries_per_access_and_dropped_with_its_file() {
+    let f = Fixture::encrypted(&events_with_personal_values(), 30);
+    let live = |f: &Fixture| {
+        f.store
+            .snapshot()
+            .segments
+            .iter()
+            .filter(|s| s.meta.project == f.project)
+            .count()
+    };
+    assert_eq!(live(&f), 2);
+    let sql = "SELECT count(*) AS n, min(properties) AS p FROM events";
+    let json = |r: minim_query::engine::SqlResult| serde_json::to_string(&r).unwrap();
+    let first = json(f.sql(sql).expect("runs"));
+    assert_eq!(f.engine.metadata_cache_usage().0, 2);
+    assert_eq!(
+        json(f.sql(sql).expect("runs")),
+        first,
+        "served from the cache"
+    );
+    assert_eq!(f.engine.metadata_cache_usage().0, 2);
+    // A restricted reader's metadata is its own (read without the personal key).
+    let restricted = json(f.sql_as(sql, &hidden()).expect("runs"));
+    assert!(!restricted.contains("@example.com"), "{restricted}");
+    assert_eq!(f.engine.metadata_cache_usage().0, 4);
+    // Compaction replaces both files: their entries go, the new file's comes.
+    assert!(f.store.compact_now().expect("compacts") > 0);
+    assert_eq!(live(&f), 1);
+    assert_eq!(json(f.sql(sql).expect("runs")), first);
+    assert_eq!(f.engine.metadata_cache_usage().0, 1);
 }

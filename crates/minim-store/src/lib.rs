@@ -52,6 +52,7 @@ pub use error::{Result, StoreError};
 pub use manifest::{PendingErasure, SegmentFile, SegmentMeta};
 pub use memtable::{Memtable, PartitionKey};
 pub use props_edit::PropRemover;
+pub use recovery::in_use;
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use snapshot::Snapshot;
 

@@ -236,6 +236,21 @@ fn lower_thread_priority() {
     }
 }
 
+/// Whether a process (a running server) holds the event store in `dir` open.
+pub fn in_use(dir: &Path) -> Result<bool> {
+    let path = dir.join("LOCK");
+    let f = match OpenOptions::new().write(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(StoreError::io(&path, e)),
+    };
+    match f.try_lock() {
+        Ok(()) => Ok(false), // released when `f` drops
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io(&path, e)),
+    }
+}
+
 /// Takes an exclusive advisory lock on `DIR/LOCK` for the life of the store.
 fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join("LOCK");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use minim_crypto::{Keyring, KeyringOpened, MASTER_KEY_ENV};
+use minim_crypto::{Keyring, KeyringOpened, MASTER_KEY_ENV, NEW_MASTER_KEY_ENV};
 
 use crate::config::Config;
 
@@ -93,8 +93,11 @@ pub enum KeysCmd {
         /// The project whose data key to replace.
         #[arg(long, required_unless_present = "master", conflicts_with = "master")]
         project: Option<String>,
-        /// Replace the master key instead: every keyset is re-wrapped under a new one
-        /// (crash-safe; the next open finishes a rotation cut short). Key file only.
+        /// Replace the master key instead: every keyset is re-wrapped under a new one.
+        /// With a key file, Minim generates it (crash-safe; the next open finishes a
+        /// rotation cut short; running processes follow). With MINIM_MASTER_KEY, give
+        /// the new key in MINIM_NEW_MASTER_KEY, stop the server first, and rerun the
+        /// same command if it is cut short; then start every process with the new key.
         #[arg(long)]
         master: bool,
     },
@@ -150,6 +153,34 @@ pub(crate) fn keys(cfg: &Config, cmd: KeysCmd, json: bool) -> anyhow::Result<()>
                     "projects": projects,
                 }),
                 human.trim_end().to_owned(),
+            )
+        }
+        KeysCmd::Rotate { project: None, .. }
+            if std::env::var(MASTER_KEY_ENV).is_ok_and(|v| !v.trim().is_empty()) =>
+        {
+            let new = std::env::var(NEW_MASTER_KEY_ENV).map_err(|_| {
+                anyhow::anyhow!(
+                    "the master key comes from {MASTER_KEY_ENV}: set {NEW_MASTER_KEY_ENV} to the new key (64 hex digits, e.g. `openssl rand -hex 32`)"
+                )
+            })?;
+            let new = minim_crypto::Key::from_hex(new.trim()).ok_or_else(|| {
+                anyhow::anyhow!("{NEW_MASTER_KEY_ENV} must be 64 hex digits (a 256-bit key)")
+            })?;
+            // A running server holds only the old key: it could not read what is
+            // re-wrapped under the new one.
+            if minim_store::in_use(&cfg.data_dir.join("events"))? {
+                anyhow::bail!(
+                    "a server is running on {}: stop it, rotate, then start it with {MASTER_KEY_ENV} set to the new key",
+                    cfg.data_dir.display()
+                );
+            }
+            let id = ring.rotate_env_master(new)?;
+            crate::print(
+                json,
+                serde_json::json!({"master_key_id": id}),
+                format!(
+                    "every keyset is re-wrapped under the new master key {id:#010x}. Set {MASTER_KEY_ENV} to it for every process (server and admin commands) and destroy copies of the old key"
+                ),
             )
         }
         KeysCmd::Rotate { project: None, .. } => {

@@ -985,7 +985,37 @@ async fn a_stolen_data_directory_holds_no_plaintext_and_needs_the_master_key() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains(planted[5]));
-    std::fs::rename(&hidden, keys.join("master.key")).unwrap();
+    // An environment master key is rotated with the new one in MINIM_NEW_MASTER_KEY
+    // (the server is stopped); afterwards only the new key opens anything.
+    let new_master = "5c".repeat(32);
+    let out = minim(dir.path())
+        .env("MINIM_MASTER_KEY", master.trim())
+        .env("MINIM_NEW_MASTER_KEY", &new_master)
+        .args(["keys", "rotate", "--master", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (key, works) in [(master.trim(), false), (new_master.as_str(), true)] {
+        let out = minim(dir.path())
+            .env("MINIM_MASTER_KEY", key)
+            .args(["project", "list", "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            works,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!keys.join("master.key").exists(), "no key was written");
+    // Back to a key file, now the new key.
+    std::fs::write(keys.join("master.key"), format!("{new_master}\n")).unwrap();
+    std::fs::remove_file(&hidden).unwrap();
 
     // A flipped byte in a segment: an error naming the file, never other data.
     let segment = files_under(&dir.path().join("events/segments"))

@@ -14,6 +14,7 @@ mod encryption;
 mod events;
 mod filter;
 mod funnel;
+mod metadata;
 mod paths;
 mod retention;
 mod sql;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -34,6 +36,7 @@ use minim_store::Snapshot;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+use self::metadata::MetadataCache;
 use crate::error::SpecError;
 use crate::limits::SpecLimits;
 use crate::result::QueryResult;
@@ -184,6 +187,7 @@ pub struct QueryEngine {
     spec_limits: SpecLimits,
     runtime: Option<tokio::runtime::Runtime>,
     slots: Arc<Semaphore>,
+    metadata: Arc<MetadataCache>,
 }
 
 impl QueryEngine {
@@ -208,6 +212,7 @@ impl QueryEngine {
             spec_limits: SpecLimits::default(),
             runtime: Some(runtime),
             slots,
+            metadata: Arc::new(MetadataCache::new(metadata::DEFAULT_CACHE_BYTES)),
         })
     }
 
@@ -217,6 +222,11 @@ impl QueryEngine {
 
     pub fn spec_limits(&self) -> &SpecLimits {
         &self.spec_limits
+    }
+
+    /// Segment metadata files and bytes the engine keeps between queries.
+    pub fn metadata_cache_usage(&self) -> (usize, usize) {
+        self.metadata.usage()
     }
 
     /// Validates and answers an insight query over `project`'s events in `snapshot`.
@@ -333,10 +343,12 @@ impl QueryEngine {
             return Err(QueryError::Internal("query engine stopped".into()));
         };
         let config = self.config.clone();
+        let metadata = Arc::clone(&self.metadata);
         let handle = runtime.spawn(async move {
-            let ctx = session_with_limits(&snapshot, &project, &config, props, &visibility)
-                .await
-                .map_err(|e| QueryError::from_df(e, &config))?;
+            let ctx =
+                session_with_limits(&snapshot, &project, &config, props, &visibility, &metadata)
+                    .await
+                    .map_err(|e| QueryError::from_df(e, &config))?;
             job(ctx).await
         });
         let abort = handle.abort_handle();
@@ -394,6 +406,7 @@ pub async fn session(
         &EngineConfig::default(),
         props.to_vec(),
         &Visibility::all(),
+        &Arc::new(MetadataCache::new(metadata::DEFAULT_CACHE_BYTES)),
     )
     .await
 }
@@ -404,13 +417,17 @@ async fn session_with_limits(
     config: &EngineConfig,
     props: Vec<String>,
     visibility: &Visibility,
+    metadata: &Arc<MetadataCache>,
 ) -> DfResult<SessionContext> {
     let partitions = if config.threads == 0 {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     } else {
         config.threads
     };
+    // Statistics would be gathered at planning from every file's footer; row groups are
+    // pruned when files are opened anyway.
     let session_config = SessionConfig::new()
+        .with_collect_statistics(false)
         .with_target_partitions(partitions)
         .with_information_schema(false)
         .with_extension(Arc::new(filter::PropColumns(props.clone())));
@@ -420,7 +437,26 @@ async fn session_with_limits(
             DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
         )
         .build_arc()?;
-    let ctx = SessionContext::new_with_config_rt(session_config, runtime);
+    let live: std::collections::HashSet<String> = snapshot
+        .segments
+        .iter()
+        .filter_map(|s| {
+            datafusion::object_store::path::Path::from_filesystem_path(&s.path)
+                .ok()
+                .map(|p| p.to_string())
+        })
+        .collect();
+    metadata.retain_live(&live);
+    let state = SessionStateBuilder::new()
+        .with_config(session_config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(metadata::CacheRule {
+            cache: Arc::clone(metadata),
+            personal: visibility.personal,
+        }))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     udf::register(&ctx);
     udaf::register(&ctx);
     table::register_events(&ctx, snapshot, project, &props, visibility)?;
