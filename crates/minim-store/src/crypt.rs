@@ -24,6 +24,7 @@ use minim_crypto::{CryptoError, Key, Keyring, KeysetName};
 use parquet::encryption::decrypt::{FileDecryptionProperties, KeyRetriever};
 use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::errors::ParquetError;
+use zeroize::Zeroizing;
 
 use crate::error::{Result, StoreError};
 
@@ -283,18 +284,21 @@ struct Retriever {
     enc: Encryption,
     /// May hand out personal column keys.
     personal: bool,
-    keys: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+    /// Zeroized when the retriever goes (with the file's metadata); the copies Parquet
+    /// asks for are plain `Vec`s by its API.
+    keys: Mutex<HashMap<Vec<u8>, Zeroizing<Vec<u8>>>>,
 }
 
 impl KeyRetriever for Retriever {
     fn retrieve_key(&self, key_metadata: &[u8]) -> parquet::errors::Result<Vec<u8>> {
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(key) = keys.get(key_metadata) {
-            return Ok(key.clone());
+            return Ok(key.to_vec());
         }
-        let key = self.derive(key_metadata)?;
-        keys.insert(key_metadata.to_vec(), key.clone());
-        Ok(key)
+        let key = Zeroizing::new(self.derive(key_metadata)?);
+        let copy = key.to_vec();
+        keys.insert(key_metadata.to_vec(), key);
+        Ok(copy)
     }
 }
 

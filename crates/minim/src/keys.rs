@@ -86,9 +86,9 @@ pub enum KeysCmd {
     /// Show the keyring: its id and directory, each keyset's keys, and how far segments
     /// have been re-encrypted under each project's current key.
     Status,
-    /// Give a project a new data key. New writes use it at once; existing segments are
-    /// re-encrypted in the background by the server's compactor (see `keys status`);
-    /// the old key stays, decrypt-only, until `keys retire`.
+    /// Give a project a new data key (and personal key). New writes use them at once;
+    /// existing segments are re-encrypted in the background by the server's compactor
+    /// (see `keys status`); the old key stays, decrypt-only, until `keys retire`.
     Rotate {
         /// The project whose data key to replace.
         #[arg(long, required_unless_present = "master", conflicts_with = "master")]
@@ -131,7 +131,10 @@ pub(crate) fn keys(cfg: &Config, cmd: KeysCmd, json: bool) -> anyhow::Result<()>
             let projects = progress(cfg, &ring)?;
             let mut keysets = Vec::new();
             let mut names = vec![KeysetName::System, KeysetName::Meta];
-            names.extend(projects.iter().map(|p| KeysetName::project(&p.project)));
+            for p in &projects {
+                names.push(KeysetName::project(&p.project));
+                names.push(KeysetName::Personal(p.project.clone()));
+            }
             for name in names {
                 if let Some(ks) = ring.get(&name)? {
                     keysets.push(serde_json::json!({"keyset": name.label(), "keys": ks.info()}));
@@ -201,9 +204,13 @@ pub(crate) fn keys(cfg: &Config, cmd: KeysCmd, json: bool) -> anyhow::Result<()>
             let id = minim_core::ProjectId::new(&project)
                 .map_err(|e| anyhow::anyhow!("--project: {e}"))?;
             let key_id = ring.rotate(&KeysetName::project(id.as_str()))?;
+            // The personal key with it: re-encrypted segments take both current keys.
+            // Its old keys stay (identity map entries are sealed under them).
+            let personal_key_id = ring.rotate(&KeysetName::Personal(id.as_str().to_owned()))?;
             crate::print(
                 json,
-                serde_json::json!({"project": project, "key_id": key_id}),
+                serde_json::json!({"project": project, "key_id": key_id,
+                    "personal_key_id": personal_key_id}),
                 format!(
                     "project {project}: new data key {key_id:#010x}; segments are re-encrypted in the background (minim keys status)"
                 ),

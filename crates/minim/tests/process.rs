@@ -158,7 +158,7 @@ fn stored(dir: &Path) -> BTreeMap<String, usize> {
                 .clone()
                 .expect("every test event has an insert_id");
             let n: u64 = id.trim_start_matches("id-").parse().unwrap();
-            let props: Value = serde_json::from_str(&e.properties).unwrap();
+            let props: Value = serde_json::from_str(&e.full_properties()).unwrap();
             assert_eq!(props, event(n)["properties"], "event {id} corrupted");
             assert_eq!(e.event, format!("e{}", n % 7));
             *counts.entry(id).or_insert(0) += 1;
@@ -1064,6 +1064,24 @@ async fn key_rotation_under_load_survives_kill_9_and_re_encrypts_everything() {
         .as_str()
         .unwrap()
         .to_owned();
+    // `pad` values are personal: segments carry a personal column under its own key.
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        "mode: permissive\nproperties:\n  pad:\n    class: personal\n",
+    )
+    .unwrap();
+    run_json(
+        dir.path(),
+        &[
+            "plan",
+            "import",
+            "--project",
+            &project,
+            plan.to_str().unwrap(),
+        ],
+    );
+    std::fs::remove_file(&plan).unwrap();
     let client = reqwest::Client::new();
     let mut acked: BTreeSet<u64> = BTreeSet::new();
     let mut next = 0u64;
@@ -1081,6 +1099,7 @@ async fn key_rotation_under_load_survives_kill_9_and_re_encrypts_everything() {
             if i == 20 {
                 let out = run_json(dir.path(), &["keys", "rotate", "--project", &project]);
                 assert!(out["key_id"].as_u64().is_some(), "{out}");
+                assert!(out["personal_key_id"].as_u64().is_some(), "{out}");
                 rotations += 1;
             }
             if i == 30 && round == 1 {
@@ -1132,6 +1151,13 @@ async fn key_rotation_under_load_survives_kill_9_and_re_encrypts_everything() {
         .map(|k| k["keys"].as_array().unwrap().len())
         .unwrap();
     assert_eq!(keys_before, 4, "one original key and three rotations: {st}");
+    let personal_keys = st["keysets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["keyset"] == format!("personal:{project}"))
+        .map(|k| k["keys"].as_array().unwrap().len());
+    assert_eq!(personal_keys, Some(4), "rotated with the data key: {st}");
     let retired = run_json(dir.path(), &["keys", "retire", "--project", &project]);
     assert_eq!(retired["retired"], 3, "{retired}");
     let again = stored(dir.path());
