@@ -169,18 +169,18 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
 }
 
 /// `math: total` with a breakdown in one pass: counts are additive, so events are
-/// counted per (bucket, value) and per value, ranked, and the values beyond the limit
-/// summed into "$other" here rather than by a second aggregation.
+/// counted per (bucket, value) only; each value's total is the sum of its buckets (every
+/// event of the range has exactly one bucket), the values are ranked, and those beyond
+/// the limit are summed into "$other" here rather than by more aggregation.
 async fn total_by_value(
     projected: DataFrame,
     spec: &TrendsSpec,
     index: &HashMap<i64, usize>,
     line: &(dyn Fn(Option<String>) -> TrendsSeries + Sync),
 ) -> Result<Vec<TrendsSeries>> {
-    let groups = GroupingSet::GroupingSets(vec![vec![col("bucket"), col("bv")], vec![col("bv")]]);
     let batches = projected
         .aggregate(
-            vec![Expr::GroupingSet(groups)],
+            vec![col("bucket"), col("bv")],
             vec![count(lit(1)).alias("m")],
         )?
         .select(vec![col("bucket"), col("bv"), col("m")])?
@@ -194,6 +194,9 @@ async fn total_by_value(
             let m = read_measure(Math::Total, b, 2, i)?;
             let value = columns::opt_str(&values, i);
             let target = by_value.entry(value.clone()).or_insert_with(|| line(value));
+            if let (Measure::Count(n), Measure::Count(total)) = (m, &mut target.total) {
+                *total += n;
+            }
             place(target, index, columns::opt_i64(&buckets, i), m);
         }
     }
