@@ -1,7 +1,8 @@
 //! `trends` on DataFusion: per series, one aggregation by (bucket, breakdown value) with
-//! the series' math, plus the same math over the whole range (grouping sets), after a
-//! ranking pass that picks the breakdown values keeping their own series. Semantics:
-//! `crate::reference::trends`.
+//! the series' math, plus the same math over the whole range (grouping sets; for
+//! `total`, whose counts add up, the range total is summed from the buckets instead),
+//! after a ranking pass that picks the breakdown values keeping their own series.
+//! Semantics: `crate::reference::trends`.
 
 use std::collections::HashMap;
 
@@ -51,9 +52,19 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
 
         let Some(prop) = &spec.breakdown else {
             let mut only = line(None);
-            let groups = GroupingSet::GroupingSets(vec![vec![col("bucket")], vec![]]);
+            // Counts are additive: the total is the sum of the buckets. Other maths
+            // (distinct users, averages, quantiles) need their own whole-range group.
+            let additive = series.math == Math::Total;
+            let groups = if additive {
+                vec![col("bucket")]
+            } else {
+                vec![Expr::GroupingSet(GroupingSet::GroupingSets(vec![
+                    vec![col("bucket")],
+                    vec![],
+                ]))]
+            };
             let batches = project(base, &exprs, series, spec.interval, None)?
-                .aggregate(vec![Expr::GroupingSet(groups)], vec![measure.alias("m")])?
+                .aggregate(groups, vec![measure.alias("m")])?
                 .select(vec![col("bucket"), col("m")])?
                 .collect()
                 .await?;
@@ -61,6 +72,11 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
                 let buckets = columns::int64(b, 0)?;
                 for i in 0..b.num_rows() {
                     let m = read_measure(series.math, b, 1, i)?;
+                    if let (true, Measure::Count(n), Measure::Count(total)) =
+                        (additive, m, &mut only.total)
+                    {
+                        *total += n;
+                    }
                     place(&mut only, &index, columns::opt_i64(&buckets, i), m);
                 }
             }
