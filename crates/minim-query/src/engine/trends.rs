@@ -285,13 +285,14 @@ fn project(
 
 /// Start of the event's bucket in milliseconds (UTC; weeks start on Monday). Fixed-width
 /// buckets are integer arithmetic on the epoch milliseconds (several times cheaper than
-/// `date_trunc` on a zoned timestamp), in one pass without overflow checks
-/// (`udf::bucket_floor`); months take `date_trunc`.
+/// `date_trunc` on a zoned timestamp); months take `date_trunc`.
 fn bucket_expr(interval: Interval) -> Expr {
     const DAY: i64 = 86_400_000;
+    let ms = || cast(col(COL_TIMESTAMP), DataType::Int64);
+    // `ms - (ms - offset) mod width`, with a floor modulo so pre-1970 times work too.
     let floor_to = |width: i64, offset: i64| {
-        super::udf::bucket_floor(width, offset)
-            .call(vec![cast(col(COL_TIMESTAMP), DataType::Int64)])
+        let rem = (ms() - lit(offset)) % lit(width);
+        ms() - ((rem + lit(width)) % lit(width))
     };
     match interval {
         Interval::Hour => floor_to(3_600_000, 0),

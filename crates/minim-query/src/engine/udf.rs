@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Float64Builder, Int64Array, StringArray, StringBuilder};
+use arrow::array::{Array, ArrayRef, Float64Builder, StringArray, StringBuilder};
 use arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::error::Result;
@@ -139,47 +139,6 @@ pub(crate) fn personal_merger() -> datafusion::logical_expr::ScalarUDF {
     )
 }
 
-/// `minim_bucket(ms)`: the start of the fixed-width bucket (`width` ms, buckets starting
-/// at `offset` mod `width`) holding each epoch-millisecond value: `ms - (ms - offset)
-/// mod width` with a floor modulo, so times before 1970 work too. One pass over the
-/// values without overflow checks (the result lies within `width` of the input). Built
-/// per query, never registered.
-pub(crate) fn bucket_floor(width: i64, offset: i64) -> datafusion::logical_expr::ScalarUDF {
-    assert!(width > 0, "bucket width must be positive");
-    create_udf(
-        "minim_bucket",
-        vec![DataType::Int64],
-        DataType::Int64,
-        Volatility::Immutable,
-        Arc::new(move |args: &[ColumnarValue]| {
-            let [ms] = args else {
-                return Err(DataFusionError::Internal(
-                    "minim_bucket takes 1 argument".into(),
-                ));
-            };
-            let floor = |v: i64| v.wrapping_sub(v.wrapping_sub(offset).rem_euclid(width));
-            Ok(match ms {
-                ColumnarValue::Scalar(ScalarValue::Int64(v)) => {
-                    ColumnarValue::Scalar(ScalarValue::Int64(v.map(floor)))
-                }
-                ColumnarValue::Array(a) => {
-                    let values = a.as_any().downcast_ref::<Int64Array>().ok_or_else(|| {
-                        DataFusionError::Internal("minim_bucket takes Int64".into())
-                    })?;
-                    let out: Int64Array = values.unary(floor);
-                    ColumnarValue::Array(Arc::new(out))
-                }
-                other => {
-                    return Err(DataFusionError::Internal(format!(
-                        "minim_bucket of {:?}",
-                        other.data_type()
-                    )));
-                }
-            })
-        }),
-    )
-}
-
 /// Output builders the property functions write into.
 trait Output: Default {
     fn append_null_value(&mut self);
@@ -245,55 +204,5 @@ fn map_properties<O: Output>(
         )?))
     } else {
         Ok(ColumnarValue::Array(result))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::Interval;
-    use crate::time::bucket_start;
-
-    #[test]
-    fn bucket_floor_is_the_reference_bucket_start() {
-        const DAY: i64 = 86_400_000;
-        let cases = [
-            (Interval::Hour, 3_600_000, 0),
-            (Interval::Day, DAY, 0),
-            (Interval::Week, 7 * DAY, 4 * DAY),
-        ];
-        let mut values = vec![0, 1, -1, DAY, -DAY, DAY - 1, 4 * DAY, 4 * DAY - 1];
-        // Around 2026, Monday 2026-01-05 and the edges of its buckets, and before 1970.
-        for base in [1_767_225_600_000i64, 1_767_571_200_000, -1_000_000_000_000] {
-            for d in [-DAY, -3_600_001, -1, 0, 1, 3_599_999, DAY - 1, DAY, 7 * DAY] {
-                values.push(base + d);
-            }
-        }
-        for (interval, width, offset) in cases {
-            let udf = bucket_floor(width, offset);
-            let input: ArrayRef = Arc::new(Int64Array::from(values.clone()));
-            let args = datafusion::logical_expr::ScalarFunctionArgs {
-                args: vec![ColumnarValue::Array(input)],
-                arg_fields: vec![Arc::new(arrow::datatypes::Field::new(
-                    "ms",
-                    DataType::Int64,
-                    false,
-                ))],
-                number_rows: values.len(),
-                return_field: Arc::new(arrow::datatypes::Field::new("b", DataType::Int64, false)),
-                config_options: Arc::new(Default::default()),
-            };
-            let ColumnarValue::Array(out) = udf.invoke_with_args(args).expect("runs") else {
-                panic!("an array in, an array out");
-            };
-            let out = out.as_any().downcast_ref::<Int64Array>().expect("Int64");
-            for (i, v) in values.iter().enumerate() {
-                assert_eq!(
-                    Some(out.value(i)),
-                    bucket_start(interval, *v),
-                    "{interval:?} {v}"
-                );
-            }
-        }
     }
 }
