@@ -230,7 +230,8 @@ impl Encryption {
     }
 
     /// Opens what [`Encryption::seal_personal`] sealed. Only for principals allowed to
-    /// read personal data: this is the one place the personal key is loaded.
+    /// read personal data (the personal keyset is otherwise loaded only to write
+    /// segments' personal column and, by readers with personal access, to read it).
     pub fn open_personal(
         &self,
         project: &ProjectId,

@@ -128,6 +128,23 @@ fn event(id: u64) -> Value {
     })
 }
 
+/// Imports `yaml` as `project`'s tracking plan (the file is removed again).
+fn import_plan(dir: &Path, project: &str, yaml: &str) {
+    let plan = dir.join("plan.yaml");
+    std::fs::write(&plan, yaml).unwrap();
+    run_json(
+        dir,
+        &[
+            "plan",
+            "import",
+            "--project",
+            project,
+            plan.to_str().unwrap(),
+        ],
+    );
+    std::fs::remove_file(&plan).unwrap();
+}
+
 /// Posts the test events with these ids as one native batch.
 async fn post(
     client: &reqwest::Client,
@@ -820,23 +837,11 @@ async fn a_stolen_data_directory_holds_no_plaintext_and_needs_the_master_key() {
     let key = created["ingest_key"].as_str().unwrap().to_owned();
     // Keep an identity map: its original ids are personal data under their own key; so
     // are `name` values, which the plan declares personal.
-    let plan = dir.path().join("plan.yaml");
-    std::fs::write(
-        &plan,
-        "mode: permissive\nidentity_map: true\nproperties:\n  name:\n    class: personal\n",
-    )
-    .unwrap();
-    run_json(
+    import_plan(
         dir.path(),
-        &[
-            "plan",
-            "import",
-            "--project",
-            created["project_id"].as_str().unwrap(),
-            plan.to_str().unwrap(),
-        ],
+        created["project_id"].as_str().unwrap(),
+        "mode: permissive\nidentity_map: true\nproperties:\n  name:\n    class: personal\n",
     );
-    std::fs::remove_file(&plan).unwrap();
     let server = start(dir.path());
     let client = reqwest::Client::new();
     let body: Vec<Value> = (0..300)
@@ -1065,23 +1070,11 @@ async fn key_rotation_under_load_survives_kill_9_and_re_encrypts_everything() {
         .unwrap()
         .to_owned();
     // `pad` values are personal: segments carry a personal column under its own key.
-    let plan = dir.path().join("plan.yaml");
-    std::fs::write(
-        &plan,
-        "mode: permissive\nproperties:\n  pad:\n    class: personal\n",
-    )
-    .unwrap();
-    run_json(
+    import_plan(
         dir.path(),
-        &[
-            "plan",
-            "import",
-            "--project",
-            &project,
-            plan.to_str().unwrap(),
-        ],
+        &project,
+        "mode: permissive\nproperties:\n  pad:\n    class: personal\n",
     );
-    std::fs::remove_file(&plan).unwrap();
     let client = reqwest::Client::new();
     let mut acked: BTreeSet<u64> = BTreeSet::new();
     let mut next = 0u64;

@@ -51,6 +51,16 @@ struct State {
     entries: HashMap<Key, Entry>,
     bytes: usize,
     clock: u64,
+    hits: u64,
+}
+
+/// What the cache holds and how often it answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheUsage {
+    pub entries: usize,
+    pub bytes: usize,
+    /// Metadata requests answered from the cache since the engine started.
+    pub hits: u64,
 }
 
 /// Parsed, decrypted segment metadata shared by the engine's sessions.
@@ -91,7 +101,9 @@ impl MetadataCache {
             return None;
         }
         entry.last_used = now;
-        Some(Arc::clone(&entry.metadata))
+        let metadata = Arc::clone(&entry.metadata);
+        state.hits += 1;
+        Some(metadata)
     }
 
     fn insert(&self, key: Key, file: &PartitionedFile, metadata: Arc<ParquetMetaData>) {
@@ -149,10 +161,14 @@ impl MetadataCache {
         }
     }
 
-    /// Entries and bytes held (for tests and metrics).
-    pub fn usage(&self) -> (usize, usize) {
+    /// What the cache holds and how often it answered (for tests and metrics).
+    pub fn usage(&self) -> CacheUsage {
         let state = self.lock();
-        (state.entries.len(), state.bytes)
+        CacheUsage {
+            entries: state.entries.len(),
+            bytes: state.bytes,
+            hits: state.hits,
+        }
     }
 }
 

@@ -14,7 +14,7 @@ mod encryption;
 mod events;
 mod filter;
 mod funnel;
-mod metadata;
+pub mod metadata;
 mod paths;
 mod retention;
 mod sql;
@@ -225,7 +225,7 @@ impl QueryEngine {
     }
 
     /// Segment metadata files and bytes the engine keeps between queries.
-    pub fn metadata_cache_usage(&self) -> (usize, usize) {
+    pub fn metadata_cache_usage(&self) -> metadata::CacheUsage {
         self.metadata.usage()
     }
 
