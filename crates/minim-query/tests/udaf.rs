@@ -14,6 +14,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, UInt8Type};
 use datafusion::datasource::MemTable;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionContext, col};
 use minim_core::{Event, EventBatch, ProjectId};
 use minim_query::engine;
@@ -167,9 +168,12 @@ fn runtime() -> tokio::runtime::Runtime {
 /// How a session runs its aggregates.
 #[derive(Debug, Clone, Copy)]
 enum Mode {
-    /// Partial then final aggregation over 4 partitions, batches of 3 rows.
+    /// Partial then final aggregation over 4 partitions, batches of 3 rows (the engine's
+    /// one-stage rule left out, as for aggregations it does not apply to).
     Partitioned,
-    /// The same, with partial aggregation skipped at once (`convert_to_state`).
+    /// As the engine plans it: rows repartitioned by group, one stage per partition.
+    OneStage,
+    /// `Partitioned`, with partial aggregation skipped at once (`convert_to_state`).
     SkipPartial,
     /// One partition declared sorted by `uid`: ordered aggregation emits `First(n)`.
     Sorted,
@@ -177,9 +181,23 @@ enum Mode {
 
 /// A session with Minim's functions (from `engine::session` over an empty store).
 async fn session(store: &Store, mode: Mode) -> SessionContext {
-    let ctx = engine::session(&store.snapshot(), &ProjectId::new("p").unwrap(), &[])
+    let mut ctx = engine::session(&store.snapshot(), &ProjectId::new("p").unwrap(), &[])
         .await
         .unwrap();
+    if let Mode::Partitioned | Mode::SkipPartial = mode {
+        let state = ctx.state();
+        let rules = state
+            .physical_optimizers()
+            .iter()
+            .filter(|r| r.name() != engine::ONE_STAGE_RULE)
+            .cloned()
+            .collect();
+        ctx = SessionContext::new_with_state(
+            SessionStateBuilder::new_from_existing(state)
+                .with_physical_optimizer_rules(rules)
+                .build(),
+        );
+    }
     let mut settings = vec![
         if let Mode::Sorted = mode {
             // One partition keeps the declared order, so aggregation runs ordered.
@@ -420,6 +438,7 @@ fn row() -> impl Strategy<Value = Row> {
 fn mode() -> impl Strategy<Value = Mode> {
     prop_oneof![
         Just(Mode::Partitioned),
+        Just(Mode::OneStage),
         Just(Mode::SkipPartial),
         Just(Mode::Sorted)
     ]
@@ -616,7 +635,7 @@ fn window_funnel_clickhouse_examples() {
 
 /// The modes really run the plans they are meant to exercise.
 #[test]
-fn modes_run_partial_final_and_ordered_aggregation() {
+fn modes_run_partial_final_one_stage_and_ordered_aggregation() {
     runtime().block_on(async {
         let rows: Vec<Row> = (0..30)
             .map(|i| Row {
@@ -628,6 +647,13 @@ fn modes_run_partial_final_and_ordered_aggregation() {
             (
                 Mode::Partitioned,
                 &["mode=Partial", "mode=FinalPartitioned"][..],
+            ),
+            (
+                Mode::OneStage,
+                &[
+                    "mode=SinglePartitioned",
+                    "RepartitionExec: partitioning=Hash",
+                ][..],
             ),
             (Mode::Sorted, &["ordering_mode=Sorted"][..]),
         ] {

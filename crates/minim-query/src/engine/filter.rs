@@ -8,8 +8,8 @@ use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{Expr, ScalarUDF, col, lit};
 use datafusion::logical_expr::{Operator, binary_expr};
-use datafusion::prelude::SessionContext;
-use minim_store::segment::{COL_EVENT, COL_PROPERTIES, COL_TIMESTAMP};
+use datafusion::prelude::{DataFrame, SessionContext};
+use minim_store::segment::{COL_DISTINCT_ID, COL_EVENT, COL_PROPERTIES, COL_TIMESTAMP};
 use minim_store::shred::prop_column;
 use serde_json::Value;
 
@@ -26,6 +26,7 @@ pub(crate) struct PropColumns(pub Vec<String>);
 pub(crate) struct Exprs {
     prop_str: Arc<ScalarUDF>,
     prop_num: Arc<ScalarUDF>,
+    user_key: Arc<ScalarUDF>,
     columns: Arc<PropColumns>,
 }
 
@@ -34,6 +35,7 @@ impl Exprs {
         Ok(Self {
             prop_str: ctx.udf(PROP_STR)?,
             prop_num: ctx.udf(PROP_NUM)?,
+            user_key: Arc::new(super::udf::user_key()),
             columns: ctx
                 .state()
                 .config()
@@ -50,6 +52,20 @@ impl Exprs {
         } else {
             self.prop_str.call(vec![col(COL_PROPERTIES), lit(name)])
         }
+    }
+
+    /// The user an event counts for, as the integer key per-user aggregations group by
+    /// ([`super::udf::user_key`]).
+    pub(crate) fn user(&self) -> Expr {
+        self.user_key.call(vec![col(COL_DISTINCT_ID)])
+    }
+
+    /// `df` aggregated per user. The key is computed once, as a column, which both the
+    /// repartition by user and the grouping then read (`one_stage.rs`).
+    pub(crate) fn per_user(&self, df: DataFrame, aggregates: Vec<Expr>) -> Result<DataFrame> {
+        const USER: &str = "minim_user";
+        df.with_column(USER, self.user())?
+            .aggregate(vec![col(USER)], aggregates)
     }
 
     /// The numeric value of property `name` (NULL unless a JSON number).

@@ -9,7 +9,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{Expr, col, lit};
 use datafusion::prelude::SessionContext;
-use minim_store::segment::{COL_DISTINCT_ID, COL_EVENT, COL_TIMESTAMP};
+use minim_store::segment::{COL_EVENT, COL_TIMESTAMP};
 
 use super::columns;
 use super::filter::{Exprs, event_is, time_range, ts_lit};
@@ -46,17 +46,14 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &FunnelSpec) -> Result<Funne
     ];
     args.extend(spec.steps.iter().skip(1).map(|s| event_is(&s.event)));
     let chain = ctx.udaf(FUNNEL_CHAIN)?.call(args);
-    skip_partial_aggregation(ctx);
 
-    let batches = ctx
-        .table(EVENTS_TABLE)
-        .await?
-        .filter(
-            col(COL_EVENT)
-                .in_list(names, false)
-                .and(time_range(start, end.saturating_add(window))),
-        )?
-        .aggregate(vec![col(COL_DISTINCT_ID)], vec![chain.alias("f")])?
+    let steps = ctx.table(EVENTS_TABLE).await?.filter(
+        col(COL_EVENT)
+            .in_list(names, false)
+            .and(time_range(start, end.saturating_add(window))),
+    )?;
+    let batches = exprs
+        .per_user(steps, vec![chain.alias("f")])?
         .select(vec![col("f")])?
         .collect()
         .await?;
@@ -66,17 +63,6 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &FunnelSpec) -> Result<Funne
         read_outcomes(b, &mut outcomes)?;
     }
     Ok(summarize(spec, &outcomes))
-}
-
-/// Per-user row lists do not shrink when aggregated partially: a partial stage would
-/// hold every row once more before the final one does. Sending rows straight to the
-/// final stage (as state) halves the memory a funnel needs.
-pub(crate) fn skip_partial_aggregation(ctx: &SessionContext) {
-    let state = ctx.state_ref();
-    let mut state = state.write();
-    let execution = &mut state.config_mut().options_mut().execution;
-    execution.skip_partial_aggregation_probe_ratio_threshold = 0.0;
-    execution.skip_partial_aggregation_probe_rows_threshold = 0;
 }
 
 /// Appends the users with level >= 1 from a batch of `funnel_chain` structs.

@@ -15,6 +15,7 @@ mod events;
 mod filter;
 mod funnel;
 pub mod metadata;
+mod one_stage;
 mod paths;
 mod retention;
 mod sql;
@@ -42,6 +43,7 @@ use crate::limits::SpecLimits;
 use crate::result::QueryResult;
 use crate::spec::QuerySpec;
 
+pub use one_stage::ONE_STAGE_RULE;
 pub use sql::SqlResult;
 pub use table::EVENTS_TABLE;
 pub use udf::{PROP_NUM, PROP_STR};
@@ -455,6 +457,7 @@ async fn session_with_limits(
             cache: Arc::clone(metadata),
             personal: visibility.personal,
         }))
+        .with_physical_optimizer_rule(Arc::new(one_stage::OneStageRule))
         .build();
     let ctx = SessionContext::new_with_state(state);
     udf::register(&ctx);

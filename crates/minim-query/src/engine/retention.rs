@@ -12,9 +12,9 @@ use datafusion::functions::expr_fn::date_part;
 use datafusion::logical_expr::{Expr, cast, col, lit, when};
 use datafusion::prelude::SessionContext;
 use minim_core::time::MS_PER_DAY;
-use minim_store::segment::{COL_DISTINCT_ID, COL_TIMESTAMP};
+use minim_store::segment::COL_TIMESTAMP;
 
-use super::filter::{event_is, time_range};
+use super::filter::{Exprs, event_is, time_range};
 use super::table::EVENTS_TABLE;
 use super::udaf::{RETENTION_PERIODS, bit_is_set};
 use crate::reference::retention::RetentionCounts;
@@ -46,11 +46,12 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &RetentionSpec) -> Result<Re
         when(is_return.clone(), index).otherwise(null())?,
         lit(i64::try_from(width).unwrap_or(i64::MAX)),
     ]);
-    let batches = ctx
+    let rows = ctx
         .table(EVENTS_TABLE)
         .await?
-        .filter(is_start.or(is_return))?
-        .aggregate(vec![col(COL_DISTINCT_ID)], vec![periods.alias("p")])?
+        .filter(is_start.or(is_return))?;
+    let batches = Exprs::new(ctx)?
+        .per_user(rows, vec![periods.alias("p")])?
         .select(vec![col("p")])?
         .collect()
         .await?;

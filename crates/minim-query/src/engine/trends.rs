@@ -13,7 +13,7 @@ use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
 use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, col, lit, when};
 use datafusion::prelude::{DataFrame, SessionContext};
-use minim_store::segment::{COL_DISTINCT_ID, COL_TIMESTAMP};
+use minim_store::segment::COL_TIMESTAMP;
 
 use super::columns;
 use super::filter::{Exprs, event_is, time_range};
@@ -246,7 +246,10 @@ async fn total_by_value(
     Ok(ranked)
 }
 
-/// The columns the aggregation reads: `bucket`, `distinct_id`, `v` (the math's
+/// The user key column of the projection ([`Exprs::user`]).
+const USER: &str = "user";
+
+/// The columns the aggregation reads: `bucket`, `user`, `v` (the math's
 /// property), and with a breakdown `bv` (value kept, NULL in "$other") and `other`.
 fn project(
     base: DataFrame,
@@ -255,7 +258,10 @@ fn project(
     interval: Interval,
     breakdown: Option<(Expr, Expr)>,
 ) -> Result<DataFrame> {
-    let mut cols = vec![bucket_expr(interval).alias("bucket"), col(COL_DISTINCT_ID)];
+    let mut cols = vec![
+        bucket_expr(interval).alias("bucket"),
+        exprs.user().alias(USER),
+    ];
     if let Some(p) = series
         .property
         .as_deref()
@@ -311,7 +317,7 @@ fn measure_expr(ctx: &SessionContext, series: &SeriesSpec) -> Result<Expr> {
     let value = || col("v");
     Ok(match series.math {
         Math::Total => count(lit(1)),
-        Math::UniqueUsers => count_distinct(col(COL_DISTINCT_ID)),
+        Math::UniqueUsers => count_distinct(col(USER)),
         Math::Sum => sum(value()),
         Math::Avg => avg(value()),
         Math::Min => min(value()),

@@ -53,6 +53,18 @@ pub(crate) fn register(ctx: &SessionContext) {
     }
 }
 
+/// Whether aggregate `name` keeps (a compact form of) every input row until it is
+/// evaluated, so a partial aggregation stage would shrink nothing (see `one_stage.rs`).
+pub(crate) fn keeps_rows(name: &str) -> bool {
+    [
+        window_funnel::WINDOW_FUNNEL,
+        FUNNEL_CHAIN,
+        RETENTION_PERIODS,
+        QUANTILE_EXACT,
+    ]
+    .contains(&name)
+}
+
 /// Bit `i` of a `retention_periods` bitset: bit `i % 8` (from the least significant) of
 /// byte `i / 8`; false past the end.
 pub(crate) fn bit_is_set(bits: &[u8], i: usize) -> bool {
