@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::ParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
@@ -186,15 +185,15 @@ impl PhysicalOptimizerRule for CacheRule {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
+        super::rewrite_plan(plan, |node| {
             let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
-                return Ok(Transformed::no(node));
+                return Ok(None);
             };
             let Some((conf, source)) = exec.downcast_to_file_source::<ParquetSource>() else {
-                return Ok(Transformed::no(node));
+                return Ok(None);
             };
             let Some(inner) = source.parquet_file_reader_factory() else {
-                return Ok(Transformed::no(node));
+                return Ok(None);
             };
             let factory = Arc::new(CachedFactory {
                 inner: Arc::clone(inner),
@@ -206,9 +205,8 @@ impl PhysicalOptimizerRule for CacheRule {
                 .with_source(Arc::new(source))
                 .build();
             let exec = exec.clone().with_data_source(Arc::new(conf));
-            Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>))
+            Ok(Some(Arc::new(exec) as Arc<dyn ExecutionPlan>))
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {

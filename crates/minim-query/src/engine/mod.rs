@@ -394,6 +394,24 @@ async fn run_spec(
     })
 }
 
+/// `plan` with every node for which `rewrite` returns a replacement replaced, bottom up
+/// (the walk of Minim's physical optimizer rules).
+fn rewrite_plan(
+    plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    rewrite: impl Fn(
+        &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    ) -> DfResult<Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>>,
+) -> DfResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    plan.transform_up(|node| {
+        Ok(match rewrite(&node)? {
+            Some(new) => Transformed::yes(new),
+            None => Transformed::no(node),
+        })
+    })
+    .map(|t| t.data)
+}
+
 /// A DataFusion session over `project`'s events in `snapshot`, with Minim's functions
 /// registered, default limits and a `prop:<name>` column for each of `props` (see
 /// `table.rs`). Only that project's data is reachable from it.

@@ -12,7 +12,6 @@
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
@@ -33,13 +32,7 @@ impl PhysicalOptimizerRule for OneStageRule {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            Ok(match one_stage(&node)? {
-                Some(single) => Transformed::yes(single),
-                None => Transformed::no(node),
-            })
-        })
-        .map(|t| t.data)
+        super::rewrite_plan(plan, one_stage)
     }
 
     fn name(&self) -> &str {
