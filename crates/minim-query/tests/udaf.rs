@@ -415,13 +415,20 @@ async fn run(
 
 fn row() -> impl Strategy<Value = Row> {
     let cond = prop_oneof![3 => Just(Some(false)), 3 => Just(Some(true)), 1 => Just(None)];
+    // Mostly small periods; some near 64, where `retention_periods` goes from dense
+    // bitmasks to sparse codes.
+    let period = prop_oneof![
+        9 => (-2i64..14).prop_map(Some),
+        1 => (60i64..70).prop_map(Some),
+        3 => Just(None)
+    ];
     (
         0u8..4,
         prop_oneof![12 => (0i64..40).prop_map(Some), 1 => Just(None)],
         [cond.clone(), cond.clone(), cond.clone(), cond],
         prop::sample::select(vec![None, Some(""), Some("a"), Some("ab"), Some("b")]),
-        prop_oneof![3 => (-2i64..14).prop_map(Some), 1 => Just(None)],
-        prop_oneof![3 => (-2i64..14).prop_map(Some), 1 => Just(None)],
+        period.clone(),
+        period,
         prop_oneof![3 => (-20i32..20).prop_map(|v| Some(f64::from(v) / 2.0)), 1 => Just(None)],
     )
         .prop_map(|(uid, ts, c, bd, sp, rp, v)| Row {
@@ -453,7 +460,7 @@ proptest! {
         cuts in prop::collection::vec(0usize..40, 0..4),
         window in prop_oneof![Just(0i64), 0i64..25, Just(i64::MAX)],
         steps in prop::collection::vec(0usize..CONDITIONS, 1..5),
-        width in prop_oneof![Just(1i64), 1i64..16],
+        width in prop_oneof![Just(1i64), 1i64..16, 60i64..=66, Just(64i64), 65i64..80],
         level in prop_oneof![Just(0.0), Just(0.5), Just(1.0), 0.0f64..=1.0],
         mode in mode(),
     ) {

@@ -1,7 +1,9 @@
 //! Typed access to the columns of result batches, with errors instead of panics when a
 //! plan's output is not what the caller built it to be.
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use datafusion::error::{DataFusionError, Result};
@@ -41,6 +43,20 @@ pub(crate) fn boolean(batch: &RecordBatch, i: usize) -> Result<arrow::array::Boo
     Ok(column_as(batch, i, &DataType::Boolean)?
         .as_boolean()
         .clone())
+}
+
+/// Binary field `field` of the struct column `i` (as an aggregate returns it).
+pub(crate) fn struct_binary(batch: &RecordBatch, i: usize, field: &str) -> Result<BinaryArray> {
+    batch
+        .columns()
+        .get(i)
+        .and_then(|c| c.as_struct_opt())
+        .and_then(|s| s.column_by_name(field))
+        .and_then(|c| c.as_binary_opt::<i32>())
+        .cloned()
+        .ok_or_else(|| {
+            DataFusionError::Internal(format!("result column {i} has no binary field {field}"))
+        })
 }
 
 /// The value at `i`, `None` when NULL.

@@ -3,19 +3,24 @@
 
 use std::sync::Arc;
 
+use arrow::datatypes::DataType;
+use chrono::Datelike;
 use datafusion::common::{Column, ScalarValue};
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::{Expr, ScalarUDF, col, lit};
+use datafusion::functions::expr_fn::date_part;
+use datafusion::logical_expr::{Expr, ScalarUDF, cast, col, lit};
 use datafusion::logical_expr::{Operator, binary_expr};
 use datafusion::prelude::{DataFrame, SessionContext};
+use minim_core::time::MS_PER_DAY;
 use minim_store::segment::{COL_DISTINCT_ID, COL_EVENT, COL_PROPERTIES, COL_TIMESTAMP};
 use minim_store::shred::prop_column;
 use serde_json::Value;
 
 use super::udf::{PROP_NUM, PROP_STR};
 use crate::props::{value_number, value_string};
-use crate::spec::{Filter, FilterOp};
+use crate::spec::{Filter, FilterOp, Interval};
+use crate::time::{MS_PER_HOUR, date_of};
 
 /// The properties the session's `events` table has a `prop:<name>` column for (see
 /// `table.rs`); a session config extension.
@@ -167,4 +172,26 @@ pub(crate) fn time_range(start_ms: i64, end_ms: i64) -> Expr {
 /// `event = name`.
 pub(crate) fn event_is(name: &str) -> Expr {
     col(COL_EVENT).eq(lit(name))
+}
+
+/// The index of `timestamp`'s `interval` bucket, counted from the bucket starting at
+/// `first_ms` (itself a bucket start). Evaluate it only for events at or after
+/// `first_ms`: integer division truncates towards zero.
+pub(crate) fn bucket_index(interval: Interval, first_ms: i64) -> Result<Expr> {
+    let ms = cast(col(COL_TIMESTAMP), DataType::Int64);
+    let per = |width: i64| (ms.clone() - lit(first_ms)) / lit(width);
+    Ok(match interval {
+        Interval::Hour => per(MS_PER_HOUR),
+        Interval::Day => per(MS_PER_DAY),
+        Interval::Week => per(7 * MS_PER_DAY),
+        Interval::Month => {
+            let first = date_of(first_ms)
+                .ok_or_else(|| DataFusionError::Plan("date out of range".into()))?;
+            let month_number =
+                |unit: &str| cast(date_part(lit(unit), col(COL_TIMESTAMP)), DataType::Int64);
+            month_number("year") * lit(12i64) + month_number("month")
+                - lit(1i64)
+                - lit(i64::from(first.year()) * 12 + i64::from(first.month0()))
+        }
+    })
 }

@@ -1,34 +1,37 @@
 //! `trends` on DataFusion: per series, one aggregation by (bucket, breakdown value) with
 //! the series' math, plus the same math over the whole range (grouping sets; for
 //! `total`, whose counts add up, the range total is summed from the buckets instead),
-//! after a ranking pass that picks the breakdown values keeping their own series.
-//! Semantics: `crate::reference::trends`.
+//! after a ranking pass that picks the breakdown values keeping their own series;
+//! `unique_users` without a breakdown is one aggregation per user instead
+//! ([`unique_users_per_user`]). Buckets are indices from the first bucket
+//! ([`bucket_index`]). Semantics: `crate::reference::trends`.
 
 use std::collections::HashMap;
 
-use arrow::datatypes::DataType;
+use arrow::array::Array;
+use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
-use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
-use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, col, lit, when};
+use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, col, lit, when};
 use datafusion::prelude::{DataFrame, SessionContext};
-use minim_store::segment::COL_TIMESTAMP;
 
 use super::columns;
-use super::filter::{Exprs, event_is, time_range};
+use super::filter::{Exprs, bucket_index, event_is, time_range};
 use super::table::EVENTS_TABLE;
-use super::udaf::QUANTILE_EXACT;
+use super::udaf::{QUANTILE_EXACT, RETENTION_PERIODS};
 use crate::result::{Measure, OTHER_BREAKDOWN, TrendsResult, TrendsSeries};
-use crate::spec::{Date, Interval, Math, SeriesSpec, TrendsSpec};
+use crate::spec::{Date, Math, SeriesSpec, TrendsSpec};
 use crate::time::{bucket_starts, label};
 
 pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<TrendsResult> {
     let exprs = Exprs::new(ctx)?;
     let starts = bucket_starts(spec.interval, spec.from, spec.to);
-    let index: HashMap<i64, usize> = starts.iter().enumerate().map(|(i, s)| (*s, i)).collect();
     let labels: Vec<String> = starts.iter().map(|s| label(spec.interval, *s)).collect();
     let (start, end) = Date::range_ms(spec.from, spec.to);
+    // Events are grouped by bucket index, counted from the first bucket (which starts at
+    // or before `start`: every event of the range has an index >= 0).
+    let bucket = bucket_index(spec.interval, starts.first().copied().unwrap_or(start))?;
 
     let mut out = Vec::new();
     for series in &spec.series {
@@ -51,6 +54,13 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
         };
 
         let Some(prop) = &spec.breakdown else {
+            if series.math == Math::UniqueUsers && starts.len() <= PER_USER_MAX_BUCKETS {
+                let only = line(None);
+                out.push(
+                    unique_users_per_user(ctx, &exprs, base, &bucket, starts.len(), only).await?,
+                );
+                continue;
+            }
             let mut only = line(None);
             // Counts are additive: the total is the sum of the buckets. Other maths
             // (distinct users, averages, quantiles) need their own whole-range group.
@@ -63,7 +73,7 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
                     vec![],
                 ]))]
             };
-            let batches = project(base, &exprs, series, spec.interval, None)?
+            let batches = project(base, &exprs, series, &bucket, None)?
                 .aggregate(groups, vec![measure.alias("m")])?
                 .select(vec![col("bucket"), col("m")])?
                 .collect()
@@ -77,7 +87,7 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
                     {
                         *total += n;
                     }
-                    place(&mut only, &index, columns::opt_i64(&buckets, i), m);
+                    place(&mut only, columns::opt_i64(&buckets, i), m);
                 }
             }
             out.push(only);
@@ -89,10 +99,10 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
                 base,
                 &exprs,
                 series,
-                spec.interval,
+                &bucket,
                 Some((exprs.prop_str(prop), lit(false))),
             )?;
-            out.extend(total_by_value(counts, spec, &index, &line).await?);
+            out.extend(total_by_value(counts, spec, &line).await?);
             continue;
         }
 
@@ -145,7 +155,7 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
             vec![col("bucket"), col("bv"), col("other")],
             vec![col("bv"), col("other")],
         ]);
-        let batches = project(base, &exprs, series, spec.interval, Some((key, is_other)))?
+        let batches = project(base, &exprs, series, &bucket, Some((key, is_other)))?
             .aggregate(vec![Expr::GroupingSet(groups)], vec![measure.alias("m")])?
             .select(vec![col("bucket"), col("bv"), col("other"), col("m")])?
             .collect()
@@ -173,7 +183,7 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
                         None => continue,
                     }
                 };
-                place(target, &index, columns::opt_i64(&buckets, i), m);
+                place(target, columns::opt_i64(&buckets, i), m);
             }
         }
         out.extend(lines);
@@ -191,7 +201,6 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
 async fn total_by_value(
     projected: DataFrame,
     spec: &TrendsSpec,
-    index: &HashMap<i64, usize>,
     line: &(dyn Fn(Option<String>) -> TrendsSeries + Sync),
 ) -> Result<Vec<TrendsSeries>> {
     let batches = projected
@@ -213,7 +222,7 @@ async fn total_by_value(
             if let (Measure::Count(n), Measure::Count(total)) = (m, &mut target.total) {
                 *total += n;
             }
-            place(target, index, columns::opt_i64(&buckets, i), m);
+            place(target, columns::opt_i64(&buckets, i), m);
         }
     }
     let count = |s: &TrendsSeries| match s.total {
@@ -246,6 +255,61 @@ async fn total_by_value(
     Ok(ranked)
 }
 
+/// Most buckets [`unique_users_per_user`] takes: its per-user bitsets hold one bit per
+/// bucket (64 bytes per user at this bound).
+const PER_USER_MAX_BUCKETS: usize = 512;
+
+/// `unique_users` without a breakdown, by one aggregation keyed by user alone: each
+/// user's buckets are a bitset (the start periods of `retention_periods`), and the user
+/// then counts once in each of its buckets and once in the range total. Grouping by
+/// (bucket, user) instead holds a group per user and active bucket, then a distinct count
+/// over them per bucket and for the total.
+async fn unique_users_per_user(
+    ctx: &SessionContext,
+    exprs: &Exprs,
+    base: DataFrame,
+    bucket: &Expr,
+    width: usize,
+    mut line: TrendsSeries,
+) -> Result<TrendsSeries> {
+    if width == 0 {
+        return Ok(line);
+    }
+    let buckets = ctx.udaf(RETENTION_PERIODS)?.call(vec![
+        bucket.clone(),
+        lit(ScalarValue::Int64(None)),
+        lit(i64::try_from(width).unwrap_or(i64::MAX)),
+    ]);
+    let batches = exprs
+        .per_user(base, vec![buckets.alias("b")])?
+        .select(vec![col("b")])?
+        .collect()
+        .await?;
+    let mut counts = vec![0u64; width];
+    let mut total = 0u64;
+    for b in &batches {
+        let sets = columns::struct_binary(b, 0, "starts")?;
+        for i in 0..sets.len() {
+            let mut any = false;
+            for (byte_at, &byte) in sets.value(i).iter().enumerate() {
+                let mut rest = byte;
+                while rest != 0 {
+                    let k = byte_at * 8 + rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    if let Some(c) = counts.get_mut(k) {
+                        *c += 1;
+                        any = true;
+                    }
+                }
+            }
+            total += u64::from(any);
+        }
+    }
+    line.data = counts.into_iter().map(Measure::Count).collect();
+    line.total = Measure::Count(total);
+    Ok(line)
+}
+
 /// The user key column of the projection ([`Exprs::user`]).
 const USER: &str = "user";
 
@@ -255,13 +319,10 @@ fn project(
     base: DataFrame,
     exprs: &Exprs,
     series: &SeriesSpec,
-    interval: Interval,
+    bucket: &Expr,
     breakdown: Option<(Expr, Expr)>,
 ) -> Result<DataFrame> {
-    let mut cols = vec![
-        bucket_expr(interval).alias("bucket"),
-        exprs.user().alias(USER),
-    ];
+    let mut cols = vec![bucket.clone().alias("bucket"), exprs.user().alias(USER)];
     if let Some(p) = series
         .property
         .as_deref()
@@ -287,29 +348,6 @@ fn project(
         .map(Expr::Column)
         .collect();
     projected.aggregate(keys, vec![])
-}
-
-/// Start of the event's bucket in milliseconds (UTC; weeks start on Monday). Fixed-width
-/// buckets are integer arithmetic on the epoch milliseconds (several times cheaper than
-/// `date_trunc` on a zoned timestamp); months take `date_trunc`.
-fn bucket_expr(interval: Interval) -> Expr {
-    const DAY: i64 = 86_400_000;
-    let ms = || cast(col(COL_TIMESTAMP), DataType::Int64);
-    // `ms - (ms - offset) mod width`, with a floor modulo so pre-1970 times work too.
-    let floor_to = |width: i64, offset: i64| {
-        let rem = (ms() - lit(offset)) % lit(width);
-        ms() - ((rem + lit(width)) % lit(width))
-    };
-    match interval {
-        Interval::Hour => floor_to(3_600_000, 0),
-        Interval::Day => floor_to(DAY, 0),
-        // 1970-01-05 was a Monday.
-        Interval::Week => floor_to(7 * DAY, 4 * DAY),
-        Interval::Month => cast(
-            date_trunc(lit("month"), col(COL_TIMESTAMP)),
-            DataType::Int64,
-        ),
-    }
 }
 
 /// The series' math over the projected columns.
@@ -347,12 +385,12 @@ fn read_measure(
     })
 }
 
-/// Puts `m` at its bucket (`None`: the series total).
-fn place(line: &mut TrendsSeries, index: &HashMap<i64, usize>, bucket: Option<i64>, m: Measure) {
+/// Puts `m` at its bucket (an index into the series' buckets; `None`: the series total).
+fn place(line: &mut TrendsSeries, bucket: Option<i64>, m: Measure) {
     match bucket {
         None => line.total = m,
         Some(b) => {
-            if let Some(slot) = index.get(&b).and_then(|i| line.data.get_mut(*i)) {
+            if let Some(slot) = usize::try_from(b).ok().and_then(|i| line.data.get_mut(i)) {
                 *slot = m;
             }
         }

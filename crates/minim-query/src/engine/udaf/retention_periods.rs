@@ -16,8 +16,10 @@
 //! `width`: per row kept, `(group << 32) | period << 1 | kind` in one `u64` (8 bytes),
 //! with a repeat of a group's previous period of the same kind skipped on arrival
 //! (input sorted by user and time repeats periods), and the whole list sorted and
-//! deduplicated whenever it doubles. The intermediate state is, per group, the sorted
-//! distinct `period << 1 | kind` codes as `LargeList<UInt32>`.
+//! deduplicated whenever it doubles. Up to [`DENSE_MAX_WIDTH`] periods (the common case:
+//! daily retention over weeks, trends' daily buckets over two months), state is dense
+//! instead: two `u64` bitmasks per group (16 bytes), a row one OR. The intermediate state
+//! is, per group, the sorted distinct `period << 1 | kind` codes as `LargeList<UInt32>`.
 
 use std::mem::size_of;
 use std::sync::Arc;
@@ -50,6 +52,9 @@ pub(crate) const MAX_WIDTH_BITS: i64 = 65_536;
 /// The kinds of period a row carries, the low bit of a code.
 const START: u32 = 0;
 const RETURN: u32 = 1;
+
+/// Widest `width` kept as per-group bitmasks.
+const DENSE_MAX_WIDTH: usize = 64;
 
 /// Compaction does not run below this many codes.
 const MIN_COMPACT_CODES: usize = 1 << 16;
@@ -131,6 +136,9 @@ impl AggregateUDFImpl for RetentionPeriods {
 #[derive(Debug)]
 pub(super) struct PeriodsGroups {
     width: usize,
+    /// Per group, the start and return periods as bitmasks (bit `p` for period `p`),
+    /// when `width <= DENSE_MAX_WIDTH`; the sparse fields below stay empty then.
+    dense: Option<Vec<[u64; 2]>>,
     /// `(group << 32) | period << 1 | kind`.
     codes: Vec<u64>,
     /// Per group and kind, the last period pushed plus one (0: none).
@@ -154,8 +162,10 @@ impl PeriodsGroups {
     }
 
     pub fn with_width(width: usize) -> Self {
+        let width = width.min(MAX_WIDTH_BITS as usize);
         Self {
-            width: width.min(MAX_WIDTH_BITS as usize),
+            width,
+            dense: (width <= DENSE_MAX_WIDTH).then(Vec::new),
             codes: Vec::new(),
             last: Vec::new(),
             compacted: 0,
@@ -178,6 +188,16 @@ impl PeriodsGroups {
     /// Records that group `g` has `period` of `kind`.
     fn push(&mut self, g: usize, period: u32, kind: u32) -> Result<()> {
         let group = group_u32(RETENTION_PERIODS, g)?;
+        if let Some(dense) = &mut self.dense {
+            if g >= dense.len() {
+                dense.resize(g + 1, [0, 0]);
+            }
+            self.num_groups = self.num_groups.max(g + 1);
+            if let Some(mask) = dense.get_mut(g).and_then(|m| m.get_mut(kind as usize)) {
+                *mask |= 1u64 << (period % 64);
+            }
+            return Ok(());
+        }
         if g >= self.last.len() {
             self.last.resize(g + 1, [0, 0]);
         }
@@ -211,6 +231,16 @@ impl PeriodsGroups {
             std::iter::repeat_n(per, n),
         )?;
         let mut bits = [vec![0u8; per * n], vec![0u8; per * n]];
+        if let Some(dense) = &self.dense {
+            for (kind, out) in bits.iter_mut().enumerate() {
+                for (g, chunk) in out.chunks_mut(per.max(1)).enumerate().take(n) {
+                    let mask = dense.get(g).map_or(0, |m| m[kind]);
+                    for (byte, from) in chunk.iter_mut().zip(mask.to_le_bytes()) {
+                        *byte = from;
+                    }
+                }
+            }
+        }
         for &code in &self.codes {
             let g = (code >> 32) as usize;
             if g >= n {
@@ -247,7 +277,11 @@ impl PeriodsGroups {
 
     /// Forgets groups `0..n` and renumbers the rest from 0.
     fn drop_first(&mut self, n: usize) {
+        if let Some(dense) = &mut self.dense {
+            let _ = EmitTo::First(n.min(dense.len())).take_needed(dense);
+        }
         if n >= self.num_groups {
+            self.dense = self.dense.take().map(|_| Vec::new());
             self.codes = Vec::new();
             self.last = Vec::new();
             self.compacted = 0;
@@ -260,7 +294,7 @@ impl PeriodsGroups {
             *c -= shift;
         }
         self.compacted = self.compacted.min(self.codes.len());
-        let _ = EmitTo::First(n).take_needed(&mut self.last);
+        let _ = EmitTo::First(n.min(self.last.len())).take_needed(&mut self.last);
         self.num_groups -= n;
     }
 
@@ -272,6 +306,18 @@ impl PeriodsGroups {
             .copied()
             .filter(|&c| ((c >> 32) as usize) < n)
             .collect();
+        if let Some(dense) = &self.dense {
+            for (g, masks) in dense.iter().enumerate().take(n) {
+                for (kind, &mask) in (0u64..).zip(masks) {
+                    let mut rest = mask;
+                    while rest != 0 {
+                        let p = u64::from(rest.trailing_zeros());
+                        rest &= rest - 1;
+                        mine.push(((g as u64) << 32) | p << 1 | kind);
+                    }
+                }
+            }
+        }
         mine.sort_unstable();
         mine.dedup();
         let mut lengths = vec![0usize; n];
@@ -422,14 +468,21 @@ impl GroupsAccumulator for PeriodsGroups {
     }
 
     fn size(&self) -> usize {
-        size_of::<Self>() + vec_bytes(&self.codes) + vec_bytes(&self.last)
+        size_of::<Self>()
+            + vec_bytes(&self.codes)
+            + vec_bytes(&self.last)
+            + self.dense.as_ref().map_or(0, vec_bytes)
     }
 }
 
 impl KeepingGroupsAccumulator for PeriodsGroups {
     fn ensure_groups(&mut self, total: usize) {
         self.num_groups = self.num_groups.max(total);
-        if self.last.len() < total {
+        if let Some(dense) = &mut self.dense {
+            if dense.len() < total {
+                dense.resize(total, [0, 0]);
+            }
+        } else if self.last.len() < total {
             self.last.resize(total, [0, 0]);
         }
     }
@@ -492,6 +545,41 @@ mod tests {
         for g in 1..4 {
             assert_eq!(bits(&rest, 0, g - 1), bits(&want, 0, g));
             assert_eq!(bits(&rest, 1, g - 1), bits(&want, 1, g));
+        }
+    }
+
+    #[test]
+    fn dense_and_sparse_state_agree() {
+        for width in [1usize, 7, 8, 9, 40, 63, 64] {
+            let mut dense = PeriodsGroups::with_width(width);
+            let mut sparse = PeriodsGroups {
+                dense: None,
+                ..PeriodsGroups::with_width(width)
+            };
+            assert!(dense.dense.is_some());
+            for acc in [&mut dense, &mut sparse] {
+                acc.ensure_groups(5);
+                for g in 0..5usize {
+                    for k in 0..40usize {
+                        let p = (g * 7 + k * 13) % (width + 3);
+                        if let Some(p) = acc.period(p as i64) {
+                            acc.push(g, p, (k % 2) as u32).unwrap();
+                        }
+                    }
+                }
+                acc.maybe_compact();
+            }
+            let state = |acc: &mut PeriodsGroups, n| acc.state(EmitTo::First(n)).unwrap();
+            assert_eq!(state(&mut dense, 2)[0].as_ref(), state(&mut sparse, 2)[0].as_ref());
+            let (d, s) = (dense.bitsets(3).unwrap(), sparse.bitsets(3).unwrap());
+            assert_eq!(d.as_ref(), s.as_ref(), "width {width}");
+            for g in 0..3 {
+                assert_eq!(bits(&d, 0, g).len(), width.div_ceil(8));
+            }
+            let d = dense.evaluate(EmitTo::All).unwrap();
+            let s = sparse.evaluate(EmitTo::All).unwrap();
+            assert_eq!(d.as_ref(), s.as_ref());
+            assert_eq!(dense.num_groups, 0);
         }
     }
 }
