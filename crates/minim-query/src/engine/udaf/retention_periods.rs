@@ -570,7 +570,10 @@ mod tests {
                 acc.maybe_compact();
             }
             let state = |acc: &mut PeriodsGroups, n| acc.state(EmitTo::First(n)).unwrap();
-            assert_eq!(state(&mut dense, 2)[0].as_ref(), state(&mut sparse, 2)[0].as_ref());
+            assert_eq!(
+                state(&mut dense, 2)[0].as_ref(),
+                state(&mut sparse, 2)[0].as_ref()
+            );
             let (d, s) = (dense.bitsets(3).unwrap(), sparse.bitsets(3).unwrap());
             assert_eq!(d.as_ref(), s.as_ref(), "width {width}");
             for g in 0..3 {
