@@ -725,7 +725,10 @@ def cmd_report(args):
       "SQL to having the rows as Python values. Each question: one first run (reported apart), then "
       "the warm runs; every engine queries from a fresh process"
       + (" (Minim restarted after loading, so it reads flushed segments)" if meta.get("minim_restarted") == "1"
-         else "") + ".")
+         else "")
+      + (f"; Minim is first queried once its background compaction has stopped ({meta['minim_settle_s']} s "
+         "after start), as the peers are after CHECKPOINT / OPTIMIZE FINAL" if meta.get("minim_settle_s") else "")
+      + ".")
     w("- Load s: " + ("for Minim the sending time of `minim load` (it builds the request bodies before "
                       "its clock starts; the restart is not included), " if "minim" in engines else "")
       + "for DuckDB and chDB the whole INSERT from the NDJSON file "

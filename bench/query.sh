@@ -20,7 +20,10 @@
 #   BENCH_SEED=1              `minim gen --seed`
 #   BENCH_MINIM_PORT=18090    minim listen port
 #   BENCH_RESTART=1           0: query Minim right after loading, without the SIGTERM + restart
-#   BENCH_SETTLE_S=5          pause after Minim is (re)started, before its first query
+#   BENCH_SETTLE_S=5          pause after Minim is (re)started, before its first query; then
+#                             also until its background work (compaction of the freshly
+#                             flushed segments: the peers get CHECKPOINT / OPTIMIZE FINAL)
+#                             has stopped: under 5% of a core for 3 s in a row (at most 300 s)
 #   BENCH_LOAD_CHUNK=2000000  events per `minim load` call (it builds all bodies in memory)
 #   BENCH_LOAD_CONCURRENCY=8  `minim load --concurrency`
 #   BENCH_STREAM_CHUNK=0      >0: never write the whole NDJSON; generate it in chunks of this
@@ -274,7 +277,26 @@ minim_after_load() {
         meta minim_storage "as left by ingest (memtable + whatever was flushed), no restart"
     fi
     sleep "$SETTLE_S"
+    minim_wait_idle
 }
+
+# Waits until the server's CPU time grows by under 5 ticks (of 100 per second) a second,
+# 3 seconds in a row, so that no compaction runs while it is timed.
+minim_wait_idle() {
+    local last now quiet=0 waited=0
+    last=$(cpu_ticks "$MINIM_PID")
+    while ((quiet < 3 && waited < 300)); do
+        sleep 1
+        waited=$((waited + 1))
+        now=$(cpu_ticks "$MINIM_PID")
+        if ((now - last < 5)); then quiet=$((quiet + 1)); else quiet=0; fi
+        last=$now
+    done
+    log "minim: idle after $((SETTLE_S + waited))s"
+    meta minim_settle_s $((SETTLE_S + waited))
+}
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 minim_query() {
     log "querying minim ($RUNS warm runs)"
