@@ -19,7 +19,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use super::columns;
 use super::filter::{Exprs, bucket_index, event_is, time_range};
 use super::table::EVENTS_TABLE;
-use super::udaf::{QUANTILE_EXACT, RETENTION_PERIODS};
+use super::udaf::{QUANTILE_EXACT, RETENTION_PERIODS, set_bits};
 use crate::result::{Measure, OTHER_BREAKDOWN, TrendsResult, TrendsSeries};
 use crate::spec::{Date, Math, SeriesSpec, TrendsSpec};
 use crate::time::{bucket_starts, label};
@@ -291,15 +291,10 @@ async fn unique_users_per_user(
         let sets = columns::struct_binary(b, 0, "starts")?;
         for i in 0..sets.len() {
             let mut any = false;
-            for (byte_at, &byte) in sets.value(i).iter().enumerate() {
-                let mut rest = byte;
-                while rest != 0 {
-                    let k = byte_at * 8 + rest.trailing_zeros() as usize;
-                    rest &= rest - 1;
-                    if let Some(c) = counts.get_mut(k) {
-                        *c += 1;
-                        any = true;
-                    }
+            for k in set_bits(sets.value(i)) {
+                if let Some(c) = counts.get_mut(k) {
+                    *c += 1;
+                    any = true;
                 }
             }
             total += u64::from(any);

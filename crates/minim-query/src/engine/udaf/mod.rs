@@ -71,6 +71,21 @@ pub(crate) fn bit_is_set(bits: &[u8], i: usize) -> bool {
     bits.get(i / 8).is_some_and(|b| (b >> (i % 8)) & 1 == 1)
 }
 
+/// The indices of the set bits of a `retention_periods` bitset, ascending (the `i` for
+/// which [`bit_is_set`] is true), visiting set bits only.
+pub(crate) fn set_bits(bits: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    bits.iter().enumerate().flat_map(|(at, &byte)| {
+        let mut rest = byte;
+        std::iter::from_fn(move || {
+            (rest != 0).then(|| {
+                let bit = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                at * 8 + bit
+            })
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +96,7 @@ mod tests {
         let set: Vec<usize> = (0..20).filter(|&i| bit_is_set(&bits, i)).collect();
         assert_eq!(set, vec![0, 2, 15]);
         assert!(!bit_is_set(&[], 0));
+        assert_eq!(set_bits(&bits).collect::<Vec<_>>(), set);
+        assert_eq!(set_bits(&[]).count(), 0);
     }
 }

@@ -187,7 +187,6 @@ impl PeriodsGroups {
 
     /// Records that group `g` has `period` of `kind`.
     fn push(&mut self, g: usize, period: u32, kind: u32) -> Result<()> {
-        let group = group_u32(RETENTION_PERIODS, g)?;
         if let Some(dense) = &mut self.dense {
             if g >= dense.len() {
                 dense.resize(g + 1, [0, 0]);
@@ -198,6 +197,7 @@ impl PeriodsGroups {
             }
             return Ok(());
         }
+        let group = group_u32(RETENTION_PERIODS, g)?;
         if g >= self.last.len() {
             self.last.resize(g + 1, [0, 0]);
         }
@@ -309,11 +309,8 @@ impl PeriodsGroups {
         if let Some(dense) = &self.dense {
             for (g, masks) in dense.iter().enumerate().take(n) {
                 for (kind, &mask) in (0u64..).zip(masks) {
-                    let mut rest = mask;
-                    while rest != 0 {
-                        let p = u64::from(rest.trailing_zeros());
-                        rest &= rest - 1;
-                        mine.push(((g as u64) << 32) | p << 1 | kind);
+                    for p in super::set_bits(&mask.to_le_bytes()) {
+                        mine.push(((g as u64) << 32) | (p as u64) << 1 | kind);
                     }
                 }
             }
