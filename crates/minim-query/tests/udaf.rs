@@ -1,6 +1,6 @@
 //! Minim's aggregate functions through SQL, compared with plain brute-force definitions on
-//! random inputs: `window_funnel`, `funnel_chain`, `retention`, `retention_periods` and
-//! `quantile_exact`. Inputs are shuffled and split over several partitions, and sessions
+//! random inputs: `window_funnel`, `funnel_chain`, `retention`, `retention_periods`,
+//! `quantile_exact` and `bucket_counts`. Inputs are shuffled and split over several partitions, and sessions
 //! run with 4 target partitions and tiny batches, so the partial/merge state paths,
 //! skipped partial aggregation (`convert_to_state`), ordered emission (`EmitTo::First`)
 //! and the no-GROUP-BY accumulator all run.
@@ -148,6 +148,17 @@ fn brute_periods(rows: &[&Row], width: i64) -> (Vec<u8>, Vec<u8>) {
         }
     }
     (starts, returns)
+}
+
+/// `bucket_counts(sp, width)`'s definition: (bucket, rows) for the buckets with rows.
+fn brute_counts(rows: &[&Row], width: i64) -> Vec<(i64, i64)> {
+    let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
+    for r in rows {
+        if let Some(b) = r.sp.filter(|b| (0..width).contains(b)) {
+            *counts.entry(b).or_default() += 1;
+        }
+    }
+    counts.into_iter().collect()
 }
 
 fn brute_quantile(rows: &[&Row], level: f64) -> Option<f64> {
@@ -313,10 +324,21 @@ struct Answers {
     retention: Vec<u8>,
     periods: (Vec<u8>, Vec<u8>),
     quantile: Option<f64>,
+    counts: Vec<(i64, i64)>,
+}
+
+/// A `bucket_counts` result as (bucket, count) pairs.
+fn read_counts(b: &RecordBatch, column: usize, i: usize) -> Vec<(i64, i64)> {
+    let s = b.column(column).as_struct();
+    let list = |name: &str| {
+        let l = s.column_by_name(name).unwrap().as_list::<i32>().value(i);
+        l.as_primitive::<Int64Type>().values().to_vec()
+    };
+    list("buckets").into_iter().zip(list("counts")).collect()
 }
 
 /// Reads `[key?], window_funnel, funnel_chain, retention, retention_periods,
-/// quantile_exact` columns starting at `first`.
+/// quantile_exact, bucket_counts` columns starting at `first`.
 fn read_answers(b: &RecordBatch, first: usize, i: usize) -> Answers {
     let level = b.column(first).as_primitive::<Int64Type>().value(i);
     let chain = b.column(first + 1).as_struct();
@@ -354,6 +376,7 @@ fn read_answers(b: &RecordBatch, first: usize, i: usize) -> Answers {
         retention,
         periods: (bits("starts"), bits("returns")),
         quantile: q.is_valid(i).then(|| q.value(i)),
+        counts: read_counts(b, first + 5, i),
     }
 }
 
@@ -373,7 +396,7 @@ impl Call {
         format!(
             "window_funnel({w}, ts, {conds}){f}, funnel_chain({w}, ts, bd, {conds}){f}, \
              retention({conds}){f}, retention_periods(sp, rp, {width}){f}, \
-             quantile_exact(v, {level:?}){f}",
+             quantile_exact(v, {level:?}){f}, bucket_counts(sp, {width}){f}",
             w = self.window,
             width = self.width,
             level = self.level,
@@ -387,6 +410,7 @@ impl Call {
             retention: brute_retention(rows, &self.steps),
             periods: brute_periods(rows, self.width),
             quantile: brute_quantile(rows, self.level),
+            counts: brute_counts(rows, self.width),
         }
     }
 }
@@ -762,6 +786,10 @@ fn constants_must_be_literals_and_in_range() {
             ("retention_periods(sp, rp, sp)", "literal"),
             ("retention_periods(sp, rp, 0)", "[1, 65536]"),
             ("retention_periods(sp, rp, 65537)", "[1, 65536]"),
+            ("bucket_counts(sp, sp)", "literal"),
+            ("bucket_counts(sp, 0)", "[1, 65536]"),
+            ("bucket_counts(sp)", "arguments"),
+            ("bucket_counts(bd, 3)", "integer"),
             ("quantile_exact(v, v)", "literal"),
             ("quantile_exact(v, 1.5)", "[0, 1]"),
             ("quantile_exact(DISTINCT v, 0.5)", "DISTINCT"),

@@ -59,6 +59,32 @@ pub(crate) fn struct_binary(batch: &RecordBatch, i: usize, field: &str) -> Resul
         })
 }
 
+/// List field `field` of the struct column `i` (as an aggregate returns it).
+pub(crate) fn struct_list(
+    batch: &RecordBatch,
+    i: usize,
+    field: &str,
+) -> Result<arrow::array::ListArray> {
+    batch
+        .columns()
+        .get(i)
+        .and_then(|c| c.as_struct_opt())
+        .and_then(|s| s.column_by_name(field))
+        .and_then(|c| c.as_list_opt::<i32>())
+        .cloned()
+        .ok_or_else(|| {
+            DataFusionError::Internal(format!("result column {i} has no list field {field}"))
+        })
+}
+
+/// The BIGINT items of list `i` of `list`.
+pub(crate) fn list_i64(list: &arrow::array::ListArray, i: usize) -> Result<Int64Array> {
+    list.value(i)
+        .as_primitive_opt()
+        .cloned()
+        .ok_or_else(|| DataFusionError::Internal("list items are not BIGINT".into()))
+}
+
 /// The value at `i`, `None` when NULL.
 pub(crate) fn opt_str(a: &StringArray, i: usize) -> Option<String> {
     a.is_valid(i).then(|| a.value(i).to_owned())

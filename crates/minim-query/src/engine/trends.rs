@@ -1,9 +1,9 @@
 //! `trends` on DataFusion: per series, one aggregation by (bucket, breakdown value) with
-//! the series' math, plus the same math over the whole range (grouping sets; for
-//! `total`, whose counts add up, the range total is summed from the buckets instead),
-//! after a ranking pass that picks the breakdown values keeping their own series;
-//! `unique_users` without a breakdown is one aggregation per user instead
-//! ([`unique_users_per_user`]). Buckets are indices from the first bucket
+//! the series' math, plus the same math over the whole range (grouping sets), after a
+//! ranking pass that picks the breakdown values keeping their own series. Two maths take
+//! shorter ways: `total`, whose counts add up, counts per bucket within one group per
+//! breakdown value ([`counted`]), each total the sum of its buckets; `unique_users`
+//! without a breakdown is one aggregation per user ([`unique_users_per_user`]). Buckets are indices from the first bucket
 //! ([`bucket_index`]). Semantics: `crate::reference::trends`.
 
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use super::columns;
 use super::filter::{Exprs, bucket_index, event_is, time_range};
 use super::table::EVENTS_TABLE;
-use super::udaf::{QUANTILE_EXACT, RETENTION_PERIODS, set_bits};
+use super::udaf::{BUCKET_COUNTS, QUANTILE_EXACT, RETENTION_PERIODS, set_bits};
 use crate::result::{Measure, OTHER_BREAKDOWN, TrendsResult, TrendsSeries};
 use crate::spec::{Date, Math, SeriesSpec, TrendsSpec};
 use crate::time::{bucket_starts, label};
@@ -61,18 +61,19 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
                 );
                 continue;
             }
+            if series.math == Math::Total {
+                let projected = project(base, &exprs, series, &bucket, None)?;
+                let mut only = counted(ctx, projected, starts.len(), false, &line).await?;
+                out.push(only.pop().unwrap_or_else(|| line(None)));
+                continue;
+            }
+            // Other maths (distinct users, averages, quantiles) need their own
+            // whole-range group.
             let mut only = line(None);
-            // Counts are additive: the total is the sum of the buckets. Other maths
-            // (distinct users, averages, quantiles) need their own whole-range group.
-            let additive = series.math == Math::Total;
-            let groups = if additive {
-                vec![col("bucket")]
-            } else {
-                vec![Expr::GroupingSet(GroupingSet::GroupingSets(vec![
-                    vec![col("bucket")],
-                    vec![],
-                ]))]
-            };
+            let groups = vec![Expr::GroupingSet(GroupingSet::GroupingSets(vec![
+                vec![col("bucket")],
+                vec![],
+            ]))];
             let batches = project(base, &exprs, series, &bucket, None)?
                 .aggregate(groups, vec![measure.alias("m")])?
                 .select(vec![col("bucket"), col("m")])?
@@ -82,11 +83,6 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
                 let buckets = columns::int64(b, 0)?;
                 for i in 0..b.num_rows() {
                     let m = read_measure(series.math, b, 1, i)?;
-                    if let (true, Measure::Count(n), Measure::Count(total)) =
-                        (additive, m, &mut only.total)
-                    {
-                        *total += n;
-                    }
                     place(&mut only, columns::opt_i64(&buckets, i), m);
                 }
             }
@@ -102,7 +98,7 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
                 &bucket,
                 Some((exprs.prop_str(prop), lit(false))),
             )?;
-            out.extend(total_by_value(counts, spec, &line).await?);
+            out.extend(total_by_value(ctx, counts, spec, starts.len(), &line).await?);
             continue;
         }
 
@@ -195,41 +191,21 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &TrendsSpec) -> Result<Trend
 }
 
 /// `math: total` with a breakdown in one pass: counts are additive, so events are
-/// counted per (bucket, value) only; each value's total is the sum of its buckets (every
-/// event of the range has exactly one bucket), the values are ranked, and those beyond
-/// the limit are summed into "$other" here rather than by more aggregation.
+/// counted per (value, bucket) only ([`counted`]); each value's total is the sum of its
+/// buckets (every event of the range has exactly one bucket), the values are ranked, and
+/// those beyond the limit are summed into "$other" here rather than by more aggregation.
 async fn total_by_value(
+    ctx: &SessionContext,
     projected: DataFrame,
     spec: &TrendsSpec,
+    width: usize,
     line: &(dyn Fn(Option<String>) -> TrendsSeries + Sync),
 ) -> Result<Vec<TrendsSeries>> {
-    let batches = projected
-        .aggregate(
-            vec![col("bucket"), col("bv")],
-            vec![count(lit(1)).alias("m")],
-        )?
-        .select(vec![col("bucket"), col("bv"), col("m")])?
-        .collect()
-        .await?;
-    let mut by_value: HashMap<Option<String>, TrendsSeries> = HashMap::new();
-    for b in &batches {
-        let buckets = columns::int64(b, 0)?;
-        let values = columns::utf8(b, 1)?;
-        for i in 0..b.num_rows() {
-            let m = read_measure(Math::Total, b, 2, i)?;
-            let value = columns::opt_str(&values, i);
-            let target = by_value.entry(value.clone()).or_insert_with(|| line(value));
-            if let (Measure::Count(n), Measure::Count(total)) = (m, &mut target.total) {
-                *total += n;
-            }
-            place(target, columns::opt_i64(&buckets, i), m);
-        }
-    }
+    let mut ranked = counted(ctx, projected, width, true, line).await?;
     let count = |s: &TrendsSeries| match s.total {
         Measure::Count(n) => n,
         Measure::Value(_) => 0,
     };
-    let mut ranked: Vec<TrendsSeries> = by_value.into_values().collect();
     ranked.sort_by(|a, b| {
         count(b)
             .cmp(&count(a))
@@ -253,6 +229,62 @@ async fn total_by_value(
         ranked.push(other);
     }
     Ok(ranked)
+}
+
+/// Events counted per bucket by `bucket_counts`, grouped by breakdown value (`bv`) when
+/// `by_value`, else in one group: one series per group, its total the sum of its
+/// buckets. Grouping by the value alone keeps the hash table at the values (few), where
+/// grouping by (bucket, value) hashes both per event.
+async fn counted(
+    ctx: &SessionContext,
+    projected: DataFrame,
+    width: usize,
+    by_value: bool,
+    line: &(dyn Fn(Option<String>) -> TrendsSeries + Sync),
+) -> Result<Vec<TrendsSeries>> {
+    let counts = ctx
+        .udaf(BUCKET_COUNTS)?
+        .call(vec![
+            col("bucket"),
+            lit(i64::try_from(width.max(1)).unwrap_or(i64::MAX)),
+        ])
+        .alias("m");
+    let (groups, select) = if by_value {
+        (vec![col("bv")], vec![col("m"), col("bv")])
+    } else {
+        (vec![], vec![col("m")])
+    };
+    let batches = projected
+        .aggregate(groups, vec![counts])?
+        .select(select)?
+        .collect()
+        .await?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let buckets = columns::struct_list(b, 0, "buckets")?;
+        let counts = columns::struct_list(b, 0, "counts")?;
+        let values = if by_value {
+            Some(columns::utf8(b, 1)?)
+        } else {
+            None
+        };
+        for i in 0..b.num_rows() {
+            let mut series = line(values.as_ref().and_then(|v| columns::opt_str(v, i)));
+            let mut total = 0u64;
+            let (bs, cs) = (
+                columns::list_i64(&buckets, i)?,
+                columns::list_i64(&counts, i)?,
+            );
+            for (bucket, n) in bs.values().iter().zip(cs.values().iter()) {
+                let n = u64::try_from(*n).unwrap_or(0);
+                total += n;
+                place(&mut series, Some(*bucket), Measure::Count(n));
+            }
+            series.total = Measure::Count(total);
+            out.push(series);
+        }
+    }
+    Ok(out)
 }
 
 /// Most buckets [`unique_users_per_user`] takes: its per-user bitsets hold one bit per

@@ -1,4 +1,4 @@
-//! Minim's aggregate functions (funnel, retention, exact quantile), registered from one
+//! Minim's aggregate functions (funnel, retention, exact quantile, bucket counts), registered from one
 //! list, [`aggregates`]. One file per function, each opening with its exact semantics:
 //!
 //! - `window_funnel(window_ms, ts, c1, ..., cn) -> BIGINT` ([`window_funnel`]): ClickHouse
@@ -11,6 +11,8 @@
 //!   ([`retention_periods`]): the period indices seen, as bitsets read by [`bit_is_set`].
 //! - `quantile_exact(value, level) -> DOUBLE` ([`quantile_exact`]): ClickHouse
 //!   `quantileExact(level)`.
+//! - `bucket_counts(bucket, width) -> STRUCT<buckets, counts>` ([`bucket_counts`]): rows
+//!   per bucket index, the buckets that have rows.
 //!
 //! All of them: both an `Accumulator` and a vectorized `GroupsAccumulator`, intermediate
 //! state for multi-phase aggregation, `EmitTo::First`, `size()` in bytes held; NULL
@@ -19,6 +21,7 @@
 //! Shared pieces: [`common`] (argument checks, adapters), [`funnel`] (funnel storage and
 //! scan).
 
+mod bucket_counts;
 mod common;
 mod funnel;
 mod funnel_chain;
@@ -31,7 +34,7 @@ use datafusion::logical_expr::AggregateUDF;
 use datafusion::prelude::SessionContext;
 
 pub(crate) use {
-    funnel_chain::FUNNEL_CHAIN, quantile_exact::QUANTILE_EXACT,
+    bucket_counts::BUCKET_COUNTS, funnel_chain::FUNNEL_CHAIN, quantile_exact::QUANTILE_EXACT,
     retention_periods::RETENTION_PERIODS,
 };
 
@@ -43,6 +46,7 @@ fn aggregates() -> Vec<AggregateUDF> {
         AggregateUDF::from(retention::Retention::new()),
         AggregateUDF::from(retention_periods::RetentionPeriods::new()),
         AggregateUDF::from(quantile_exact::QuantileExact::new()),
+        AggregateUDF::from(bucket_counts::BucketCounts::new()),
     ]
 }
 
