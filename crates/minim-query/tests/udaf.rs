@@ -1,18 +1,21 @@
 //! Minim's aggregate functions through SQL, compared with plain brute-force definitions on
 //! random inputs: `window_funnel`, `funnel_chain`, `retention`, `retention_periods`,
-//! `quantile_exact` and `bucket_counts`. Inputs are shuffled and split over several partitions, and sessions
-//! run with 4 target partitions and tiny batches, so the partial/merge state paths,
-//! skipped partial aggregation (`convert_to_state`), ordered emission (`EmitTo::First`)
-//! and the no-GROUP-BY accumulator all run.
+//! `quantile_exact` and `bucket_counts`. Inputs are shuffled and split over several
+//! partitions, and sessions run with 4 target partitions and tiny batches, so the
+//! partial/merge state paths, skipped partial aggregation (`convert_to_state`), ordered
+//! emission (`EmitTo::First`), the engine's per-user aggregation (`PerUserExec`) and the
+//! no-GROUP-BY accumulator all run.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray,
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, RecordBatch,
+    StringArray, TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, UInt8Type};
+use arrow::datatypes::{
+    DataType, Decimal128Type, Field, Float64Type, Int64Type, Schema, TimeUnit, UInt8Type,
+};
 use datafusion::datasource::MemTable;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionContext, col};
@@ -188,6 +191,18 @@ enum Mode {
     SkipPartial,
     /// One partition declared sorted by `uid`: ordered aggregation emits `First(n)`.
     Sorted,
+    /// `OneStage` grouped by `minim_user`, a user key column as the engine's per-user
+    /// aggregations have: the engine's `PerUserExec` runs instead of DataFusion's.
+    PerUser,
+}
+
+impl Mode {
+    fn user_column(self) -> &'static str {
+        match self {
+            Mode::PerUser => "minim_user",
+            _ => "uid",
+        }
+    }
 }
 
 /// A session with Minim's functions (from `engine::session` over an empty store).
@@ -246,6 +261,7 @@ fn schema() -> Arc<Schema> {
         Field::new("sp", DataType::Int64, true),
         Field::new("rp", DataType::Int64, true),
         Field::new("v", DataType::Float64, true),
+        Field::new("minim_user", DataType::Decimal128(38, 0), false),
     ]);
     Arc::new(Schema::new(fields))
 }
@@ -278,6 +294,11 @@ fn batch(rows: &[Row]) -> RecordBatch {
         Arc::new(Float64Array::from(
             rows.iter().map(|r| r.v).collect::<Vec<_>>(),
         )),
+        Arc::new(
+            Decimal128Array::from_iter_values(rows.iter().map(|r| i128::from(r.uid)))
+                .with_precision_and_scale(38, 0)
+                .unwrap(),
+        ),
     ]);
     RecordBatch::try_new(schema(), columns).unwrap()
 }
@@ -338,7 +359,7 @@ fn read_counts(b: &RecordBatch, column: usize, i: usize) -> Vec<(i64, i64)> {
 }
 
 /// Reads `[key?], window_funnel, funnel_chain, retention, retention_periods,
-/// quantile_exact, bucket_counts` columns starting at `first`.
+/// quantile_exact` columns starting at `first` (`counts` stays empty).
 fn read_answers(b: &RecordBatch, first: usize, i: usize) -> Answers {
     let level = b.column(first).as_primitive::<Int64Type>().value(i);
     let chain = b.column(first + 1).as_struct();
@@ -376,7 +397,7 @@ fn read_answers(b: &RecordBatch, first: usize, i: usize) -> Answers {
         retention,
         periods: (bits("starts"), bits("returns")),
         quantile: q.is_valid(i).then(|| q.value(i)),
-        counts: read_counts(b, first + 5, i),
+        counts: Vec::new(),
     }
 }
 
@@ -396,7 +417,7 @@ impl Call {
         format!(
             "window_funnel({w}, ts, {conds}){f}, funnel_chain({w}, ts, bd, {conds}){f}, \
              retention({conds}){f}, retention_periods(sp, rp, {width}){f}, \
-             quantile_exact(v, {level:?}){f}, bucket_counts(sp, {width}){f}",
+             quantile_exact(v, {level:?}){f}",
             w = self.window,
             width = self.width,
             level = self.level,
@@ -415,23 +436,51 @@ impl Call {
     }
 }
 
-/// Answers per user through `GROUP BY uid`, and for user 0 alone without GROUP BY.
+/// Answers per user through `GROUP BY` the mode's user column, and for user 0 alone
+/// without GROUP BY. `bucket_counts` runs in a query of its own: it has a partial stage,
+/// so with it the functions that keep their rows would not aggregate in one stage.
 async fn run(
     ctx: &SessionContext,
     call: &Call,
     filter: Option<&str>,
+    mode: Mode,
 ) -> (BTreeMap<String, Answers>, Answers) {
-    let select = call.select(filter);
+    let f = filter.map_or(String::new(), |f| format!(" FILTER (WHERE {f})"));
+    let counts = format!("bucket_counts(sp, {}){f}", call.width);
+    let key = mode.user_column();
     let mut by_user = BTreeMap::new();
-    for b in query(ctx, &format!("SELECT uid, {select} FROM t GROUP BY uid")).await {
-        let uids = b.column(0).as_string::<i32>();
+    let grouped = |select: &str| format!("SELECT {key}, {select} FROM t GROUP BY {key}");
+    for b in query(ctx, &grouped(&call.select(filter))).await {
         for i in 0..b.num_rows() {
-            by_user.insert(uids.value(i).to_owned(), read_answers(&b, 1, i));
+            by_user.insert(user_name(&b, i), read_answers(&b, 1, i));
         }
     }
-    let single = query(ctx, &format!("SELECT {select} FROM t WHERE uid = 'u0'")).await;
+    for b in query(ctx, &grouped(&counts)).await {
+        for i in 0..b.num_rows() {
+            let answers = by_user.get_mut(&user_name(&b, i)).expect("same users");
+            answers.counts = read_counts(&b, 1, i);
+        }
+    }
+    let one = |select: &str| format!("SELECT {select} FROM t WHERE uid = 'u0'");
+    let single = query(ctx, &one(&call.select(filter))).await;
     let single = single.iter().find(|b| b.num_rows() > 0).expect("one row");
-    (by_user, read_answers(single, 0, 0))
+    let mut single = read_answers(single, 0, 0);
+    let single_counts = query(ctx, &one(&counts)).await;
+    let single_counts = single_counts
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .expect("one row");
+    single.counts = read_counts(single_counts, 0, 0);
+    (by_user, single)
+}
+
+/// The user of row `i`, from its `uid` or `minim_user` key in column 0.
+fn user_name(b: &RecordBatch, i: usize) -> String {
+    let key = b.column(0);
+    match key.data_type() {
+        DataType::Decimal128(..) => format!("u{}", key.as_primitive::<Decimal128Type>().value(i)),
+        _ => key.as_string::<i32>().value(i).to_owned(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -471,7 +520,8 @@ fn mode() -> impl Strategy<Value = Mode> {
         Just(Mode::Partitioned),
         Just(Mode::OneStage),
         Just(Mode::SkipPartial),
-        Just(Mode::Sorted)
+        Just(Mode::Sorted),
+        Just(Mode::PerUser)
     ]
 }
 
@@ -495,7 +545,7 @@ proptest! {
         let ((by_user, single), (by_user_c4, single_c4)) = rt.block_on(async {
             let ctx = session(&store, mode).await;
             register(&ctx, &rows, &cuts, mode);
-            (run(&ctx, &call, None).await, run(&ctx, &call, Some("c4")).await)
+            (run(&ctx, &call, None, mode).await, run(&ctx, &call, Some("c4"), mode).await)
         });
 
         let mut users: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
@@ -687,6 +737,10 @@ fn modes_run_partial_final_one_stage_and_ordered_aggregation() {
                 ][..],
             ),
             (Mode::Sorted, &["ordering_mode=Sorted"][..]),
+            (
+                Mode::PerUser,
+                &["PerUserExec", "RepartitionExec: partitioning=Hash"][..],
+            ),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let store = Store::open(StoreConfig {
@@ -698,7 +752,10 @@ fn modes_run_partial_final_one_stage_and_ordered_aggregation() {
             register(&ctx, &rows, &[7, 20], mode);
             let plan = query(
                 &ctx,
-                "EXPLAIN SELECT uid, window_funnel(10, ts, c1, c2) FROM t GROUP BY uid",
+                &format!(
+                    "EXPLAIN SELECT {key}, window_funnel(10, ts, c1, c2) FROM t GROUP BY {key}",
+                    key = mode.user_column()
+                ),
             )
             .await;
             let plan: String = plan

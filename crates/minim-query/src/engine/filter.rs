@@ -27,6 +27,9 @@ use crate::time::{MS_PER_HOUR, date_of};
 #[derive(Debug, Default)]
 pub(crate) struct PropColumns(pub Vec<String>);
 
+/// The user key column [`Exprs::per_user`] groups by (`per_user.rs` looks for it).
+pub(crate) const USER_COLUMN: &str = "minim_user";
+
 /// Builds expressions over the `events` table.
 pub(crate) struct Exprs {
     prop_str: Arc<ScalarUDF>,
@@ -66,11 +69,10 @@ impl Exprs {
     }
 
     /// `df` aggregated per user. The key is computed once, as a column, which both the
-    /// repartition by user and the grouping then read (`one_stage.rs`).
+    /// repartition by user and the grouping then read (`one_stage.rs`, `per_user.rs`).
     pub(crate) fn per_user(&self, df: DataFrame, aggregates: Vec<Expr>) -> Result<DataFrame> {
-        const USER: &str = "minim_user";
-        df.with_column(USER, self.user())?
-            .aggregate(vec![col(USER)], aggregates)
+        df.with_column(USER_COLUMN, self.user())?
+            .aggregate(vec![col(USER_COLUMN)], aggregates)
     }
 
     /// The numeric value of property `name` (NULL unless a JSON number).

@@ -17,6 +17,7 @@ mod funnel;
 pub mod metadata;
 mod one_stage;
 mod paths;
+mod per_user;
 mod retention;
 mod sql;
 mod table;
@@ -44,6 +45,7 @@ use crate::result::QueryResult;
 use crate::spec::QuerySpec;
 
 pub use one_stage::ONE_STAGE_RULE;
+pub use per_user::PER_USER_RULE;
 pub use sql::SqlResult;
 pub use table::EVENTS_TABLE;
 pub use udf::{PROP_NUM, PROP_STR};
@@ -476,6 +478,7 @@ async fn session_with_limits(
             personal: visibility.personal,
         }))
         .with_physical_optimizer_rule(Arc::new(one_stage::OneStageRule))
+        .with_physical_optimizer_rule(Arc::new(per_user::PerUserRule))
         .build();
     let ctx = SessionContext::new_with_state(state);
     udf::register(&ctx);

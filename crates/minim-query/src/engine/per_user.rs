@@ -1,0 +1,492 @@
+//! Per-user aggregation without DataFusion's general group table. Funnels, retention
+//! and unique users aggregate per user ([`super::filter::Exprs::per_user`]): millions of
+//! groups keyed by the 128-bit user key, so finding a row's group is a cache miss, and
+//! DataFusion's primitive group table takes up to three per row (control bytes, the
+//! (group, hash) bucket, the stored value). [`UserGroups`] keeps the key and group in one
+//! slot and probes from the key's own low bits (the keys are hashes under a per-process
+//! seed: uniform, and nobody can choose them), and first touches a batch's slots in one
+//! pass of independent loads, so the misses overlap instead of waiting one by one.
+//!
+//! [`PerUserRule`] swaps an `AggregateExec` that aggregates partitioned rows in one stage
+//! (`one_stage.rs`) grouped by the user key column alone for [`PerUserExec`], which feeds
+//! the same groups accumulators with the same group numbers and returns the same schema;
+//! only the group lookup differs, so answers cannot.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, RecordBatch};
+use arrow::datatypes::{Decimal128Type, SchemaRef};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{Distribution, EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    PlanProperties, SendableRecordBatchStream,
+};
+use futures::StreamExt;
+
+use super::filter::USER_COLUMN;
+use super::udf::USER_KEY_TYPE;
+
+/// The rule's name, as DataFusion lists it.
+pub const PER_USER_RULE: &str = "minim_per_user_aggregation";
+
+/// Group numbers of user keys (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct UserGroups {
+    /// A power of two long (or empty); `group` 0 marks a free slot.
+    slots: Vec<Slot>,
+    /// The keys in group order (`None`: the NULL key's group).
+    keys: Vec<Option<i128>>,
+    null_group: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    lo: u64,
+    hi: u64,
+    /// Group number plus one.
+    group: u32,
+}
+
+/// Most groups a slot can number.
+const MAX_GROUPS: usize = u32::MAX as usize - 1;
+
+impl UserGroups {
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn size(&self) -> usize {
+        self.slots.capacity() * size_of::<Slot>() + self.keys.capacity() * size_of::<Option<i128>>()
+    }
+
+    /// Makes room for `more` new keys at a load of at most 3/4.
+    fn reserve(&mut self, more: usize) -> Result<()> {
+        let wanted = self.keys.len().saturating_add(more);
+        if wanted > MAX_GROUPS {
+            return Err(DataFusionError::ResourcesExhausted(
+                "more than 2^32 users in one aggregation".into(),
+            ));
+        }
+        if wanted.saturating_mul(4) <= self.slots.len().saturating_mul(3) {
+            return Ok(());
+        }
+        let len = (wanted.saturating_mul(4) / 3 + 1)
+            .next_power_of_two()
+            .max(1024);
+        let mut slots = vec![Slot::default(); len];
+        let mask = len - 1;
+        for (g, key) in self.keys.iter().enumerate() {
+            let Some(key) = *key else { continue };
+            let (lo, hi) = halves(key);
+            let mut at = lo as usize & mask;
+            while slots.get(at).is_some_and(|s| s.group != 0) {
+                at = (at + 1) & mask;
+            }
+            if let Some(s) = slots.get_mut(at) {
+                *s = Slot {
+                    lo,
+                    hi,
+                    group: g as u32 + 1,
+                };
+            }
+        }
+        self.slots = slots;
+        Ok(())
+    }
+
+    /// The group of every key in `keys`, numbering new keys from `len()` on.
+    pub(crate) fn intern(&mut self, keys: &Decimal128Array, groups: &mut Vec<usize>) -> Result<()> {
+        groups.clear();
+        groups.reserve(keys.len());
+        self.reserve(keys.len())?;
+        let mask = self.slots.len() - 1;
+        let values = keys.values();
+        // Independent loads of every row's first slot: the misses overlap here and the
+        // probes below mostly hit the cache.
+        let mut touched = 0u32;
+        for &key in values.iter() {
+            touched ^= self
+                .slots
+                .get(halves(key).0 as usize & mask)
+                .map_or(0, |s| s.group);
+        }
+        std::hint::black_box(touched);
+        for (i, &key) in values.iter().enumerate() {
+            if keys.is_null(i) {
+                let next = self.keys.len();
+                let g = *self.null_group.get_or_insert(next);
+                if g == next {
+                    self.keys.push(None);
+                }
+                groups.push(g);
+                continue;
+            }
+            let (lo, hi) = halves(key);
+            let mut at = lo as usize & mask;
+            let g = loop {
+                let Some(slot) = self.slots.get_mut(at) else {
+                    return Err(DataFusionError::Internal("user group table is full".into()));
+                };
+                if slot.group == 0 {
+                    let g = self.keys.len();
+                    *slot = Slot {
+                        lo,
+                        hi,
+                        group: g as u32 + 1,
+                    };
+                    self.keys.push(Some(key));
+                    break g;
+                }
+                if slot.lo == lo && slot.hi == hi {
+                    break slot.group as usize - 1;
+                }
+                at = (at + 1) & mask;
+            };
+            groups.push(g);
+        }
+        Ok(())
+    }
+
+    /// The keys of all groups, in group order, as the key column.
+    fn key_column(&self) -> Result<ArrayRef> {
+        let (precision, scale) = match USER_KEY_TYPE {
+            arrow::datatypes::DataType::Decimal128(p, s) => (p, s),
+            _ => (38, 0),
+        };
+        Ok(Arc::new(
+            self.keys
+                .iter()
+                .copied()
+                .collect::<Decimal128Array>()
+                .with_precision_and_scale(precision, scale)?,
+        ))
+    }
+}
+
+#[inline]
+fn halves(key: i128) -> (u64, u64) {
+    let bits = key as u128;
+    (bits as u64, (bits >> 64) as u64)
+}
+
+/// Aggregates rows partitioned by user key, grouped by that key alone (see the module
+/// docs): the output is one row per user, the key then each aggregate's value.
+#[derive(Debug)]
+pub(crate) struct PerUserExec {
+    input: Arc<dyn ExecutionPlan>,
+    key: Arc<dyn PhysicalExpr>,
+    aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    properties: Arc<PlanProperties>,
+}
+
+impl PerUserExec {
+    fn new(
+        input: Arc<dyn ExecutionPlan>,
+        key: Arc<dyn PhysicalExpr>,
+        aggregates: Vec<Arc<AggregateFunctionExpr>>,
+        filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+        schema: SchemaRef,
+    ) -> Self {
+        let partitions = input.output_partitioning().partition_count();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Self {
+            input,
+            key,
+            aggregates,
+            filters,
+            properties: Arc::new(properties),
+        }
+    }
+}
+
+impl DisplayAs for PerUserExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let names: Vec<&str> = self.aggregates.iter().map(|a| a.name()).collect();
+        write!(
+            f,
+            "PerUserExec: key={}, aggr=[{}]",
+            self.key,
+            names.join(", ")
+        )
+    }
+}
+
+impl ExecutionPlan for PerUserExec {
+    fn name(&self) -> &str {
+        "PerUserExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::KeyPartitioned(vec![Arc::clone(&self.key)])]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        let mut exprs = vec![Arc::clone(&self.key)];
+        for a in &self.aggregates {
+            exprs.extend(a.expressions());
+        }
+        exprs.extend(self.filters.iter().flatten().cloned());
+        for e in &exprs {
+            if f(e)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let [input] = <[_; 1]>::try_from(children)
+            .map_err(|_| DataFusionError::Internal("PerUserExec has one input".into()))?;
+        Ok(Arc::new(Self::new(
+            input,
+            Arc::clone(&self.key),
+            self.aggregates.clone(),
+            self.filters.clone(),
+            self.schema(),
+        )))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, Arc::clone(&context))?;
+        let job = Aggregation {
+            key: Arc::clone(&self.key),
+            aggregates: self.aggregates.clone(),
+            filters: self.filters.clone(),
+            schema: self.schema(),
+        };
+        let batch_size = context.session_config().batch_size().max(1);
+        let reservation = MemoryConsumer::new(format!("PerUserExec[{partition}]"))
+            .register(context.memory_pool());
+        let out = futures::stream::once(async move {
+            let result = job.run(input, &reservation).await;
+            drop(reservation);
+            result
+        })
+        .map(move |result| match result {
+            Ok(batch) => {
+                let slices: Vec<Result<RecordBatch>> = (0..batch.num_rows())
+                    .step_by(batch_size)
+                    .map(|at| Ok(batch.slice(at, batch_size.min(batch.num_rows() - at))))
+                    .collect();
+                futures::stream::iter(slices)
+            }
+            Err(e) => futures::stream::iter(vec![Err(e)]),
+        })
+        .flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema(), out)))
+    }
+}
+
+/// One partition's aggregation.
+struct Aggregation {
+    key: Arc<dyn PhysicalExpr>,
+    aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    schema: SchemaRef,
+}
+
+impl Aggregation {
+    async fn run(
+        self,
+        mut input: SendableRecordBatchStream,
+        reservation: &datafusion::execution::memory_pool::MemoryReservation,
+    ) -> Result<RecordBatch> {
+        let mut accumulators: Vec<Box<dyn GroupsAccumulator>> = self
+            .aggregates
+            .iter()
+            .map(|a| a.create_groups_accumulator())
+            .collect::<Result<_>>()?;
+        let mut users = UserGroups::default();
+        let mut groups = Vec::new();
+        while let Some(batch) = input.next().await {
+            let batch = batch?;
+            let rows = batch.num_rows();
+            let keys = self.key.evaluate(&batch)?.into_array(rows)?;
+            let keys = keys
+                .as_primitive_opt::<Decimal128Type>()
+                .ok_or_else(|| DataFusionError::Internal("the user key is not a key".into()))?;
+            users.intern(keys, &mut groups)?;
+            for ((acc, aggregate), filter) in accumulators
+                .iter_mut()
+                .zip(&self.aggregates)
+                .zip(&self.filters)
+            {
+                let values: Vec<ArrayRef> = aggregate
+                    .expressions()
+                    .iter()
+                    .map(|e| e.evaluate(&batch)?.into_array(rows))
+                    .collect::<Result<_>>()?;
+                let filter = match filter {
+                    Some(f) => Some(f.evaluate(&batch)?.into_array(rows)?),
+                    None => None,
+                };
+                let filter = match &filter {
+                    Some(f) => Some(f.as_boolean_opt().ok_or_else(|| {
+                        DataFusionError::Internal("an aggregate filter is not BOOLEAN".into())
+                    })?),
+                    None => None,
+                };
+                acc.update_batch(&values, &groups, filter, users.len())?;
+            }
+            let held = users.size() + accumulators.iter().map(|a| a.size()).sum::<usize>();
+            reservation.try_resize(held)?;
+        }
+        let mut columns = vec![users.key_column()?];
+        for acc in &mut accumulators {
+            columns.push(acc.evaluate(EmitTo::All)?);
+        }
+        Ok(RecordBatch::try_new(self.schema, columns)?)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct PerUserRule;
+
+impl PhysicalOptimizerRule for PerUserRule {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        super::rewrite_plan(plan, per_user)
+    }
+
+    fn name(&self) -> &str {
+        PER_USER_RULE
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// A one-stage (`SinglePartitioned`) aggregation grouped by the user key column alone,
+/// whose functions all have groups accumulators, as a [`PerUserExec`].
+fn per_user(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(agg) = node.downcast_ref::<AggregateExec>() else {
+        return Ok(None);
+    };
+    let group_by = agg.group_expr();
+    let [(key, _)] = group_by.expr() else {
+        return Ok(None);
+    };
+    let input_schema = agg.input().schema();
+    let is_user_key = key.downcast_ref::<Column>().is_some_and(|c| {
+        c.name() == USER_COLUMN
+            && input_schema
+                .fields()
+                .get(c.index())
+                .is_some_and(|f| f.data_type() == &USER_KEY_TYPE)
+    });
+    if *agg.mode() != AggregateMode::SinglePartitioned
+        || !group_by.is_single()
+        || !is_user_key
+        || agg.limit_options().is_some()
+        || agg.aggr_expr().is_empty()
+        || !agg
+            .aggr_expr()
+            .iter()
+            .all(|a| a.groups_accumulator_supported())
+    {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(PerUserExec::new(
+        Arc::clone(agg.input()),
+        Arc::clone(key),
+        agg.aggr_expr().to_vec(),
+        agg.filter_expr().to_vec(),
+        agg.schema(),
+    ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(values: &[Option<i128>]) -> Decimal128Array {
+        values.iter().copied().collect()
+    }
+
+    #[test]
+    fn keys_get_dense_groups_in_order_of_arrival_across_growth() {
+        let mut users = UserGroups::default();
+        let mut groups = Vec::new();
+        // Keys whose low halves collide (probing) and many more than the first table.
+        let all: Vec<i128> = (0..5_000i128)
+            .map(|i| (i << 64) | (i % 7) | ((i % 3) << 40))
+            .collect();
+        let mut seen = std::collections::HashMap::new();
+        for chunk in all.chunks(700).chain(all.chunks(1_300)) {
+            let batch = keys(&chunk.iter().map(|&k| Some(k)).collect::<Vec<_>>());
+            users.intern(&batch, &mut groups).unwrap();
+            for (&k, &g) in chunk.iter().zip(&groups) {
+                let next = seen.len();
+                assert_eq!(*seen.entry(k).or_insert(next), g, "key {k}");
+            }
+        }
+        assert_eq!(users.len(), 5_000);
+        let column = users.key_column().unwrap();
+        let column = column.as_primitive::<Decimal128Type>();
+        for (k, &g) in &seen {
+            assert_eq!(column.value(g), *k);
+        }
+    }
+
+    #[test]
+    fn null_keys_share_one_group() {
+        let mut users = UserGroups::default();
+        let mut groups = Vec::new();
+        users
+            .intern(
+                &keys(&[None, Some(5), None, Some(5), Some(-1)]),
+                &mut groups,
+            )
+            .unwrap();
+        assert_eq!(groups, vec![0, 1, 0, 1, 2]);
+        let column = users.key_column().unwrap();
+        assert!(column.is_null(0));
+        assert_eq!(users.len(), 3);
+    }
+}
