@@ -47,8 +47,8 @@ pub const PER_USER_RULE: &str = "minim_per_user_aggregation";
 pub(crate) struct UserGroups {
     /// A power of two long (or empty); `group` 0 marks a free slot.
     slots: Vec<Slot>,
-    /// The keys in group order (`None`: the NULL key's group).
-    keys: Vec<Option<i128>>,
+    /// The keys in group order (0 at the NULL key's group).
+    keys: Vec<i128>,
     null_group: Option<usize>,
 }
 
@@ -70,7 +70,7 @@ impl UserGroups {
 
     /// Heap bytes held.
     pub(crate) fn size(&self) -> usize {
-        self.slots.capacity() * size_of::<Slot>() + self.keys.capacity() * size_of::<Option<i128>>()
+        self.slots.capacity() * size_of::<Slot>() + self.keys.capacity() * size_of::<i128>()
     }
 
     /// Makes room for `more` new keys at a load of at most 3/4.
@@ -89,8 +89,10 @@ impl UserGroups {
             .max(1024);
         let mut slots = vec![Slot::default(); len];
         let mask = len - 1;
-        for (g, key) in self.keys.iter().enumerate() {
-            let Some(key) = *key else { continue };
+        for (g, &key) in self.keys.iter().enumerate() {
+            if self.null_group == Some(g) {
+                continue;
+            }
             let (lo, hi) = halves(key);
             let mut at = lo as usize & mask;
             while slots.get(at).is_some_and(|s| s.group != 0) {
@@ -130,7 +132,7 @@ impl UserGroups {
                 let next = self.keys.len();
                 let g = *self.null_group.get_or_insert(next);
                 if g == next {
-                    self.keys.push(None);
+                    self.keys.push(0);
                 }
                 groups.push(g);
                 continue;
@@ -148,7 +150,7 @@ impl UserGroups {
                         hi,
                         group: g as u32 + 1,
                     };
-                    self.keys.push(Some(key));
+                    self.keys.push(key);
                     break g;
                 }
                 if slot.lo == lo && slot.hi == hi {
@@ -162,16 +164,20 @@ impl UserGroups {
     }
 
     /// The keys of all groups, in group order, as the key column.
-    fn key_column(&self) -> Result<ArrayRef> {
+    fn into_key_column(self) -> Result<ArrayRef> {
         let (precision, scale) = match USER_KEY_TYPE {
             arrow::datatypes::DataType::Decimal128(p, s) => (p, s),
             _ => (38, 0),
         };
+        let nulls = self.null_group.map(|at| {
+            let mut valid = vec![true; self.keys.len()];
+            if let Some(v) = valid.get_mut(at) {
+                *v = false;
+            }
+            arrow::buffer::NullBuffer::from(valid)
+        });
         Ok(Arc::new(
-            self.keys
-                .iter()
-                .copied()
-                .collect::<Decimal128Array>()
+            Decimal128Array::new(self.keys.into(), nulls)
                 .with_precision_and_scale(precision, scale)?,
         ))
     }
@@ -373,7 +379,7 @@ impl Aggregation {
             let held = users.size() + accumulators.iter().map(|a| a.size()).sum::<usize>();
             reservation.try_resize(held)?;
         }
-        let mut columns = vec![users.key_column()?];
+        let mut columns = vec![users.into_key_column()?];
         for acc in &mut accumulators {
             columns.push(acc.evaluate(EmitTo::All)?);
         }
@@ -467,7 +473,7 @@ mod tests {
             }
         }
         assert_eq!(users.len(), 5_000);
-        let column = users.key_column().unwrap();
+        let column = users.into_key_column().unwrap();
         let column = column.as_primitive::<Decimal128Type>();
         for (k, &g) in &seen {
             assert_eq!(column.value(g), *k);
@@ -485,8 +491,9 @@ mod tests {
             )
             .unwrap();
         assert_eq!(groups, vec![0, 1, 0, 1, 2]);
-        let column = users.key_column().unwrap();
-        assert!(column.is_null(0));
         assert_eq!(users.len(), 3);
+        let column = users.into_key_column().unwrap();
+        assert!(column.is_null(0));
+        assert!(column.is_valid(1));
     }
 }
