@@ -256,29 +256,37 @@ fn user_key_seed() -> u64 {
 
 fn hash_ids(array: &ArrayRef) -> Result<arrow::array::Decimal128Array> {
     use arrow::array::AsArray;
-    let seed = user_key_seed();
-    let key = |id: &str| {
-        // Reinterpreting the hash's bits: a key, not a number.
-        twox_hash::XxHash3_128::oneshot_with_seed(seed, id.as_bytes()) as i128
-    };
     Ok(match array.data_type() {
-        DataType::Utf8View => array.as_string_view().iter().map(|v| v.map(key)).collect(),
-        DataType::Utf8 => array
-            .as_string::<i32>()
-            .iter()
-            .map(|v| v.map(key))
-            .collect(),
-        DataType::LargeUtf8 => array
-            .as_string::<i64>()
-            .iter()
-            .map(|v| v.map(key))
-            .collect(),
+        DataType::Utf8View => keys_of(array.as_string_view().iter()),
+        DataType::Utf8 => keys_of(array.as_string::<i32>().iter()),
+        DataType::LargeUtf8 => keys_of(array.as_string::<i64>().iter()),
         other => {
             return Err(DataFusionError::Internal(format!(
                 "minim_user_key takes text, not {other}"
             )));
         }
     })
+}
+
+/// The keys of `ids`. Segments hold each user's events together (sorted by
+/// `distinct_id`), several per day, so an id equal to the one before reuses its key
+/// instead of hashing again.
+fn keys_of<'a>(ids: impl Iterator<Item = Option<&'a str>>) -> arrow::array::Decimal128Array {
+    let seed = user_key_seed();
+    let mut last: Option<(&str, i128)> = None;
+    ids.map(|id| {
+        let id = id?;
+        if let Some((prev, key)) = last
+            && prev == id
+        {
+            return Some(key);
+        }
+        // Reinterpreting the hash's bits: a key, not a number.
+        let key = twox_hash::XxHash3_128::oneshot_with_seed(seed, id.as_bytes()) as i128;
+        last = Some((id, key));
+        Some(key)
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -330,5 +338,22 @@ mod tests {
             "u".into(),
         ))));
         assert_eq!(plain.value(0), scalar.value(0));
+    }
+
+    #[test]
+    fn runs_of_one_id_reuse_its_key_and_a_new_id_gets_its_own() {
+        let ids = ["b", "b", "b", "a", "a", "b", "c", "c"];
+        let runs = keys_of(ids.iter().map(|s| Some(*s)));
+        let one_by_one: Vec<i128> = ids
+            .iter()
+            .map(|id| keys_of(std::iter::once(Some(*id))).value(0))
+            .collect();
+        assert_eq!(runs.values().to_vec(), one_by_one);
+        assert_ne!(runs.value(2), runs.value(3));
+        assert_ne!(runs.value(5), runs.value(6));
+        // A NULL between two rows of one id keeps both their keys.
+        let gap = keys_of([Some("a"), None, Some("a")].into_iter());
+        assert_eq!(gap.value(0), gap.value(2));
+        assert!(gap.is_null(1));
     }
 }
