@@ -3,8 +3,9 @@
 //! ranking pass that picks the breakdown values keeping their own series. Two maths take
 //! shorter ways: `total`, whose counts add up, counts per bucket within one group per
 //! breakdown value ([`counted`]), each total the sum of its buckets; `unique_users`
-//! without a breakdown is one aggregation per user ([`unique_users_per_user`]). Buckets are indices from the first bucket
-//! ([`bucket_index`]). Semantics: `crate::reference::trends`.
+//! without a breakdown is one aggregation per user ([`unique_users_per_user`]). Buckets
+//! are indices from the first bucket ([`bucket_index`]). Semantics:
+//! `crate::reference::trends`.
 
 use std::collections::HashMap;
 
