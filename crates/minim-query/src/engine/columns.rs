@@ -45,18 +45,28 @@ pub(crate) fn boolean(batch: &RecordBatch, i: usize) -> Result<arrow::array::Boo
         .clone())
 }
 
-/// Binary field `field` of the struct column `i` (as an aggregate returns it).
-pub(crate) fn struct_binary(batch: &RecordBatch, i: usize, field: &str) -> Result<BinaryArray> {
+/// Field `field` of the struct column `i` (as an aggregate returns it), as `A`.
+fn struct_field<A: Array + Clone + 'static>(
+    batch: &RecordBatch,
+    i: usize,
+    field: &str,
+    kind: &str,
+) -> Result<A> {
     batch
         .columns()
         .get(i)
         .and_then(|c| c.as_struct_opt())
         .and_then(|s| s.column_by_name(field))
-        .and_then(|c| c.as_binary_opt::<i32>())
+        .and_then(|c| c.as_any().downcast_ref::<A>())
         .cloned()
         .ok_or_else(|| {
-            DataFusionError::Internal(format!("result column {i} has no binary field {field}"))
+            DataFusionError::Internal(format!("result column {i} has no {kind} field {field}"))
         })
+}
+
+/// Binary field `field` of the struct column `i` (as an aggregate returns it).
+pub(crate) fn struct_binary(batch: &RecordBatch, i: usize, field: &str) -> Result<BinaryArray> {
+    struct_field(batch, i, field, "binary")
 }
 
 /// List field `field` of the struct column `i` (as an aggregate returns it).
@@ -65,16 +75,7 @@ pub(crate) fn struct_list(
     i: usize,
     field: &str,
 ) -> Result<arrow::array::ListArray> {
-    batch
-        .columns()
-        .get(i)
-        .and_then(|c| c.as_struct_opt())
-        .and_then(|s| s.column_by_name(field))
-        .and_then(|c| c.as_list_opt::<i32>())
-        .cloned()
-        .ok_or_else(|| {
-            DataFusionError::Internal(format!("result column {i} has no list field {field}"))
-        })
+    struct_field(batch, i, field, "list")
 }
 
 /// The BIGINT items of list `i` of `list`.

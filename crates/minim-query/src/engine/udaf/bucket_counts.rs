@@ -32,7 +32,7 @@ use datafusion::logical_expr::{
 use super::common::{
     KeepingGroupsAccumulator, SingleGroup, UdafError, check_lengths, coerce_int_constant,
     emit_count, group_u32, groups_accumulator_methods, i64_column, literal_i64, offsets_i32,
-    passes, vec_bytes,
+    passes, udaf_type, vec_bytes,
 };
 
 /// SQL name.
@@ -55,28 +55,9 @@ fn result_fields() -> Fields {
     ])
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub(super) struct BucketCounts {
-    signature: Signature,
-}
-
-impl BucketCounts {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udaf_type!(BucketCounts);
 
 impl AggregateUDFImpl for BucketCounts {
-    fn name(&self) -> &str {
-        BUCKET_COUNTS
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let [bucket, width] = arg_types else {
             return Err(UdafError::ArgCount {
@@ -113,7 +94,7 @@ impl AggregateUDFImpl for BucketCounts {
         ))])
     }
 
-    groups_accumulator_methods!(CountsGroups);
+    groups_accumulator_methods!(BUCKET_COUNTS, CountsGroups);
 }
 
 /// The counts of every group, dense or by (group, bucket) (see the module docs).

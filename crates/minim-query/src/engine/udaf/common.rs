@@ -593,11 +593,40 @@ impl<G: KeepingGroupsAccumulator> Accumulator for SingleGroup<G> {
     }
 }
 
-/// The `AggregateUDFImpl` methods every Minim aggregate shares: its groups accumulator
-/// `$groups` (built by `$groups::new(&args)`), the row accumulator that wraps it in
-/// [`SingleGroup`], and no sensitivity to input order.
+/// A Minim aggregate's `AggregateUDFImpl` type: its signature is user-defined (each
+/// function coerces its own arguments) and immutable.
+macro_rules! udaf_type {
+    ($udaf:ident) => {
+        #[derive(Debug, PartialEq, Eq, Hash)]
+        pub(super) struct $udaf {
+            signature: Signature,
+        }
+
+        impl $udaf {
+            pub fn new() -> Self {
+                Self {
+                    signature: Signature::user_defined(Volatility::Immutable),
+                }
+            }
+        }
+    };
+}
+pub(super) use udaf_type;
+
+/// The `AggregateUDFImpl` methods every Minim aggregate shares: its SQL name `$name`, the
+/// signature of [`udaf_type`], its groups accumulator `$groups` (built by
+/// `$groups::new(&args)`), the row accumulator that wraps it in [`SingleGroup`], and no
+/// sensitivity to input order.
 macro_rules! groups_accumulator_methods {
-    ($groups:ty) => {
+    ($name:expr, $groups:ty) => {
+        fn name(&self) -> &str {
+            $name
+        }
+
+        fn signature(&self) -> &Signature {
+            &self.signature
+        }
+
         fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
             Ok(Box::new(SingleGroup::new(<$groups>::new(&args)?)))
         }

@@ -31,7 +31,7 @@ use datafusion::logical_expr::{
 };
 
 use super::common::{
-    KeepingGroupsAccumulator, SingleGroup, groups_accumulator_methods, offsets_i32,
+    KeepingGroupsAccumulator, SingleGroup, groups_accumulator_methods, offsets_i32, udaf_type,
 };
 use super::funnel::{
     FunnelArgs, FunnelRows, Grouped, Interner, chain_times, coerce_args, first_breakdown, reach,
@@ -58,28 +58,9 @@ fn times_item() -> FieldRef {
     Arc::new(Field::new_list_field(DataType::Int64, false))
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub(super) struct FunnelChain {
-    signature: Signature,
-}
-
-impl FunnelChain {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udaf_type!(FunnelChain);
 
 impl AggregateUDFImpl for FunnelChain {
-    fn name(&self) -> &str {
-        FUNNEL_CHAIN
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         coerce_args(FUNNEL_CHAIN, arg_types, true)
     }
@@ -105,7 +86,7 @@ impl AggregateUDFImpl for FunnelChain {
         ))])
     }
 
-    groups_accumulator_methods!(FunnelChainGroups);
+    groups_accumulator_methods!(FUNNEL_CHAIN, FunnelChainGroups);
 }
 
 /// The funnel rows (with breakdowns) of every group; see [`super::funnel`].

@@ -25,7 +25,7 @@ use datafusion::logical_expr::{
 use super::common::{
     KeepingGroupsAccumulator, SingleGroup, UdafError, check_lengths, coerce_f64, emit_count,
     gather_by_group, group_u32, groups_accumulator_methods, list_range, literal_f64, no_distinct,
-    offsets_i64, passes, vec_bytes,
+    offsets_i64, passes, udaf_type, vec_bytes,
 };
 use crate::quantile::quantile_exact;
 
@@ -36,28 +36,9 @@ fn state_item() -> FieldRef {
     Arc::new(Field::new_list_field(DataType::Float64, false))
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub(super) struct QuantileExact {
-    signature: Signature,
-}
-
-impl QuantileExact {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udaf_type!(QuantileExact);
 
 impl AggregateUDFImpl for QuantileExact {
-    fn name(&self) -> &str {
-        QUANTILE_EXACT
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let [value, level] = arg_types else {
             return Err(UdafError::ArgCount {
@@ -85,7 +66,7 @@ impl AggregateUDFImpl for QuantileExact {
         ))])
     }
 
-    groups_accumulator_methods!(QuantileGroups);
+    groups_accumulator_methods!(QUANTILE_EXACT, QuantileGroups);
 }
 
 /// Every value of every group.

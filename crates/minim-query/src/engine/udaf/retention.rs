@@ -24,7 +24,7 @@ use datafusion::logical_expr::{
 
 use super::common::{
     KeepingGroupsAccumulator, SingleGroup, UdafError, check_lengths, coerce_condition,
-    condition_masks, groups_accumulator_methods, offsets_i32, vec_bytes,
+    condition_masks, groups_accumulator_methods, offsets_i32, udaf_type, vec_bytes,
 };
 
 /// SQL name.
@@ -37,18 +37,7 @@ fn item() -> FieldRef {
     Arc::new(Field::new_list_field(DataType::UInt8, false))
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub(super) struct Retention {
-    signature: Signature,
-}
-
-impl Retention {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udaf_type!(Retention);
 
 fn arg_count(got: usize) -> UdafError {
     UdafError::ArgCount {
@@ -59,14 +48,6 @@ fn arg_count(got: usize) -> UdafError {
 }
 
 impl AggregateUDFImpl for Retention {
-    fn name(&self) -> &str {
-        RETENTION
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         if !(1..=MAX_CONDITIONS).contains(&arg_types.len()) {
             return Err(arg_count(arg_types.len()).into());
@@ -90,7 +71,7 @@ impl AggregateUDFImpl for Retention {
         ))])
     }
 
-    groups_accumulator_methods!(RetentionGroups);
+    groups_accumulator_methods!(RETENTION, RetentionGroups);
 }
 
 /// Per group, the conditions seen on any row.

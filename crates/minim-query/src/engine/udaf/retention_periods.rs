@@ -40,7 +40,7 @@ use datafusion::logical_expr::{
 use super::common::{
     KeepingGroupsAccumulator, SingleGroup, UdafError, check_lengths, coerce_int_constant,
     emit_count, group_u32, groups_accumulator_methods, i64_column, list_range, literal_i64,
-    offsets_i32, offsets_i64, passes, vec_bytes,
+    offsets_i32, offsets_i64, passes, udaf_type, vec_bytes,
 };
 
 /// SQL name.
@@ -70,28 +70,9 @@ fn state_item() -> FieldRef {
     Arc::new(Field::new_list_field(DataType::UInt32, false))
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub(super) struct RetentionPeriods {
-    signature: Signature,
-}
-
-impl RetentionPeriods {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udaf_type!(RetentionPeriods);
 
 impl AggregateUDFImpl for RetentionPeriods {
-    fn name(&self) -> &str {
-        RETENTION_PERIODS
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let [start, ret, width] = arg_types else {
             return Err(UdafError::ArgCount {
@@ -129,7 +110,7 @@ impl AggregateUDFImpl for RetentionPeriods {
         ))])
     }
 
-    groups_accumulator_methods!(PeriodsGroups);
+    groups_accumulator_methods!(RETENTION_PERIODS, PeriodsGroups);
 }
 
 /// The periods of every group (see the module docs).

@@ -26,7 +26,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use super::common::{KeepingGroupsAccumulator, SingleGroup, groups_accumulator_methods};
+use super::common::{KeepingGroupsAccumulator, SingleGroup, groups_accumulator_methods, udaf_type};
 use super::funnel::{
     FunnelArgs, FunnelRows, Grouped, coerce_args, reach, sort_by_time, state_type,
 };
@@ -34,28 +34,9 @@ use super::funnel::{
 /// SQL name.
 pub(crate) const WINDOW_FUNNEL: &str = "window_funnel";
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub(super) struct WindowFunnel {
-    signature: Signature,
-}
-
-impl WindowFunnel {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+udaf_type!(WindowFunnel);
 
 impl AggregateUDFImpl for WindowFunnel {
-    fn name(&self) -> &str {
-        WINDOW_FUNNEL
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         coerce_args(WINDOW_FUNNEL, arg_types, false)
     }
@@ -80,7 +61,7 @@ impl AggregateUDFImpl for WindowFunnel {
         ))])
     }
 
-    groups_accumulator_methods!(WindowFunnelGroups);
+    groups_accumulator_methods!(WINDOW_FUNNEL, WindowFunnelGroups);
 }
 
 /// The funnel rows of every group; see [`super::funnel`].
