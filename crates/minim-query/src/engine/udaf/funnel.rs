@@ -1,17 +1,21 @@
 //! Storage and algorithms shared by `window_funnel` and `funnel_chain`.
 //!
 //! **Storage.** Every input row on which at least one step condition is true (and whose
-//! time is not NULL) is kept as one row of flat arrays shared by all groups: group id
-//! (u32), time (i64 ms), step bitmask (u32, bit `i` = condition `c{i+1}`), and for
-//! `funnel_chain` the interned breakdown value of first-step rows (u32; 0 is NULL). That is
-//! 16 bytes a row (20 with breakdowns), with no allocation per row or per group. Rows
-//! where no condition holds are dropped on arrival: they cannot be part of any chain.
+//! time is not NULL) is kept as one row of flat arrays shared by all groups: time (i64
+//! ms), step bitmask (u32, bit `i` = condition `c{i+1}`), and for `funnel_chain` the
+//! interned breakdown value of first-step rows (u32; 0 is NULL). Consecutive rows of one
+//! group form a run (group u32, end u32): a user's rows arrive in runs, because segments
+//! are sorted by user and time. That is 12 bytes a row (16 with breakdowns) plus 8 a run,
+//! with no allocation per row or per group. Rows where no condition holds are dropped on
+//! arrival: they cannot be part of any chain.
 //!
 //! **Emission.** The rows of the emitted groups are gathered group by group (a stable
-//! counting sort, linear), each group is sorted by time unless it arrived sorted (the
-//! common case: segments are sorted by user and time), and scanned once by [`reach`].
-//! `EmitTo::First(n)` also renumbers the rows kept, so each call costs time linear in all
-//! stored rows; DataFusion uses it for ordered input, where few groups are held at once.
+//! counting sort, linear), a range of groups at a time so that the copy is at most an
+//! eighth of the stored rows (see [`Grouped`]); each group is sorted by time unless it
+//! arrived sorted (the common case: segments are sorted by user and time), and scanned
+//! once by [`reach`]. `EmitTo::First(n)` also moves the rows kept down and renumbers
+//! them, so each call costs time linear in all stored rows; DataFusion uses it for
+//! ordered input, where few groups are held at once.
 //!
 //! **Intermediate state** (multi-phase aggregation): per group, the raw rows as a
 //! `LargeList<Struct<ts, mask[, breakdown]>>`; merging appends them. Both answers are
@@ -32,8 +36,8 @@ use datafusion::logical_expr::function::AccumulatorArgs;
 
 use super::common::{
     I64Column, UdafError, check_lengths, coerce_condition, coerce_int_constant, coerce_string,
-    coerce_time, condition_masks, emit_count, gather_by_group, group_u32, i64_column, list_range,
-    literal_i64, offsets_i64, vec_bytes,
+    coerce_time, condition_masks, emit_count, group_u32, i64_column, list_range, literal_i64,
+    offsets_i64, vec_bytes,
 };
 
 /// Most step conditions a funnel takes (one bit each in a `u32`).
@@ -205,40 +209,139 @@ impl Interner {
     }
 }
 
-/// The rows of emitted groups, contiguous per group in arrival order.
-pub(super) struct Grouped {
-    /// Group `g`'s rows are `entries[offsets[g]..offsets[g + 1]]`.
+/// A maximal stretch of consecutive stored rows of one group: rows
+/// `previous run's end..end`.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    group: u32,
+    end: u32,
+}
+
+/// Fewest rows [`Grouped`] gathers at once (16 MiB of entries).
+const GATHER_MIN_ROWS: usize = 1 << 20;
+
+/// The rows of emitted groups, read group by group in arrival order. They are gathered
+/// a range of groups at a time (a stable counting sort of the rows of the runs in the
+/// range), so reading all groups needs at most an eighth of the stored rows, or
+/// [`GATHER_MIN_ROWS`], again rather than a second copy of them all.
+pub(super) struct Grouped<'a> {
+    ts: &'a [i64],
+    masks: &'a [u32],
+    breakdowns: &'a [u32],
+    runs: &'a [Run],
+    /// Rows of each group.
+    counts: Vec<u32>,
+    /// Most rows gathered at once (unless one group has more).
+    chunk_rows: usize,
+    /// The gathered groups are `first..first + offsets.len() - 1`; group `first + i`'s
+    /// rows are `entries[offsets[i]..offsets[i + 1]]`.
+    first: usize,
     offsets: Vec<usize>,
     entries: Vec<Entry>,
 }
 
-impl Grouped {
+impl Grouped<'static> {
     /// `n` groups without rows.
     pub fn empty(n: usize) -> Self {
+        Grouped::new(&[], &[], &[], &[], n)
+    }
+}
+
+impl<'a> Grouped<'a> {
+    fn new(
+        ts: &'a [i64],
+        masks: &'a [u32],
+        breakdowns: &'a [u32],
+        runs: &'a [Run],
+        n: usize,
+    ) -> Self {
+        let mut counts = vec![0u32; n];
+        let mut start = 0;
+        for run in runs {
+            if let Some(c) = counts.get_mut(run.group as usize) {
+                *c += run.end - start;
+            }
+            start = run.end;
+        }
         Self {
-            offsets: vec![0; n + 1],
+            ts,
+            masks,
+            breakdowns,
+            runs,
+            counts,
+            chunk_rows: GATHER_MIN_ROWS.max(ts.len() / 8),
+            first: 0,
+            offsets: vec![0],
             entries: Vec::new(),
         }
     }
 
     pub fn num_groups(&self) -> usize {
-        self.offsets.len().saturating_sub(1)
+        self.counts.len()
     }
 
-    fn range(&self, g: usize) -> std::ops::Range<usize> {
-        let start = self.offsets.get(g).copied().unwrap_or(0);
-        let end = self.offsets.get(g + 1).copied().unwrap_or(start);
-        start..end.max(start)
+    /// Gathers the rows of the groups from `first` on, as many groups as fit in
+    /// `chunk_rows` (at least one).
+    fn gather_from(&mut self, first: usize) {
+        self.first = first;
+        self.offsets.clear();
+        self.offsets.push(0);
+        let mut total = 0;
+        for &c in self.counts.get(first..).unwrap_or_default() {
+            let c = c as usize;
+            if self.offsets.len() > 1 && total + c > self.chunk_rows {
+                break;
+            }
+            total += c;
+            self.offsets.push(total);
+        }
+        let end = first + self.offsets.len() - 1;
+        self.entries.clear();
+        self.entries.resize(total, Entry::default());
+        let mut next: Vec<usize> = self.offsets.iter().take(end - first).copied().collect();
+        let mut start = 0;
+        for run in self.runs {
+            let rows = start..run.end as usize;
+            start = run.end as usize;
+            let g = run.group as usize;
+            if g < first || g >= end {
+                continue;
+            }
+            let (Some(at), Some(ts), Some(masks)) = (
+                next.get_mut(g - first),
+                self.ts.get(rows.clone()),
+                self.masks.get(rows.clone()),
+            ) else {
+                continue;
+            };
+            let breakdowns = self.breakdowns.get(rows).unwrap_or_default();
+            let Some(out) = self.entries.get_mut(*at..*at + ts.len()) else {
+                continue;
+            };
+            *at += ts.len();
+            for (i, (slot, (&ts, &mask))) in out.iter_mut().zip(ts.iter().zip(masks)).enumerate() {
+                *slot = Entry {
+                    ts,
+                    mask,
+                    breakdown: breakdowns.get(i).copied().unwrap_or(0),
+                };
+            }
+        }
     }
 
-    /// Group `g`'s rows (empty when out of range).
+    /// Group `g`'s rows in arrival order (empty when out of range). Reading groups in
+    /// ascending order gathers each range of groups once.
     pub fn group_mut(&mut self, g: usize) -> &mut [Entry] {
-        let r = self.range(g);
-        self.entries.get_mut(r).unwrap_or_default()
-    }
-
-    fn lengths(&self) -> impl Iterator<Item = usize> + '_ {
-        self.offsets.windows(2).map(|w| w[1].saturating_sub(w[0]))
+        if g >= self.num_groups() {
+            return &mut [];
+        }
+        let gathered = self.first..self.first + self.offsets.len() - 1;
+        if !gathered.contains(&g) {
+            self.gather_from(g);
+        }
+        let i = g - self.first;
+        let (start, end) = (self.offsets[i], self.offsets[i + 1]);
+        self.entries.get_mut(start..end).unwrap_or_default()
     }
 }
 
@@ -247,7 +350,8 @@ impl Grouped {
 pub(super) struct FunnelRows {
     func: &'static str,
     pub args: FunnelArgs,
-    groups: Vec<u32>,
+    /// Stored rows in arrival order, split into runs of one group each.
+    runs: Vec<Run>,
     ts: Vec<i64>,
     masks: Vec<u32>,
     /// Parallel to `ts` with breakdowns, empty without.
@@ -261,7 +365,7 @@ impl FunnelRows {
         Self {
             func,
             args,
-            groups: Vec::new(),
+            runs: Vec::new(),
             ts: Vec::new(),
             masks: Vec::new(),
             breakdowns: Vec::new(),
@@ -277,8 +381,15 @@ impl FunnelRows {
     #[inline]
     fn push(&mut self, group: usize, ts: i64, mask: u32, breakdown: u32) -> Result<()> {
         let g = group_u32(self.func, group)?;
+        let end = u32::try_from(self.ts.len() + 1).map_err(|_| UdafError::TooLarge {
+            func: self.func,
+            what: "the number of stored rows",
+        })?;
         self.num_groups = self.num_groups.max(group + 1);
-        self.groups.push(g);
+        match self.runs.last_mut() {
+            Some(run) if run.group == g => run.end = end,
+            _ => self.runs.push(Run { group: g, end }),
+        }
         self.ts.push(ts);
         self.masks.push(mask);
         if self.args.breakdown {
@@ -425,24 +536,19 @@ impl FunnelRows {
     pub fn emit_state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let breakdown = self.args.breakdown;
         self.emit(emit_to, |grouped, interner| {
-            Ok(vec![state_array(breakdown, &grouped, interner)?])
+            Ok(vec![state_array(breakdown, grouped, interner)?])
         })
     }
 
-    /// Gathers the first `n` groups' rows, group by group (stable), keeping the state.
-    pub fn gather(&self, n: usize) -> Grouped {
-        let (offsets, entries) = gather_by_group(&self.groups, n, |r| Entry {
-            ts: self.ts.get(r).copied().unwrap_or(0),
-            mask: self.masks.get(r).copied().unwrap_or(0),
-            breakdown: self.breakdowns.get(r).copied().unwrap_or(0),
-        });
-        Grouped { offsets, entries }
+    /// The rows of the first `n` groups, group by group (stable), keeping the state.
+    fn grouped(&self, n: usize) -> Grouped<'_> {
+        Grouped::new(&self.ts, &self.masks, &self.breakdowns, &self.runs, n)
     }
 
     /// Forgets the rows of the first `n` groups and renumbers the rest from 0.
     fn drop_rows(&mut self, n: usize) {
         if n >= self.num_groups {
-            self.groups = Vec::new();
+            self.runs = Vec::new();
             self.ts = Vec::new();
             self.masks = Vec::new();
             self.breakdowns = Vec::new();
@@ -450,25 +556,35 @@ impl FunnelRows {
             return;
         }
         let shift = u32::try_from(n).unwrap_or(u32::MAX);
-        let mut kept = 0;
-        for r in 0..self.groups.len() {
-            let g = self.groups[r];
-            if g >= shift {
-                self.groups[kept] = g - shift;
-                self.ts[kept] = self.ts[r];
-                self.masks[kept] = self.masks[r];
-                if let Some(&b) = self.breakdowns.get(r) {
-                    self.breakdowns[kept] = b;
+        let with_breakdowns = !self.breakdowns.is_empty();
+        let (mut kept_runs, mut kept_rows, mut start) = (0, 0usize, 0usize);
+        for r in 0..self.runs.len() {
+            let Run { group, end } = self.runs[r];
+            let end = end as usize;
+            if group >= shift {
+                let len = end - start;
+                self.ts.copy_within(start..end, kept_rows);
+                self.masks.copy_within(start..end, kept_rows);
+                if with_breakdowns {
+                    self.breakdowns.copy_within(start..end, kept_rows);
                 }
-                kept += 1;
+                kept_rows += len;
+                // Fewer rows than before, so the end fits.
+                self.runs[kept_runs] = Run {
+                    group: group - shift,
+                    end: kept_rows as u32,
+                };
+                kept_runs += 1;
             }
+            start = end;
         }
-        self.groups.truncate(kept);
-        self.ts.truncate(kept);
-        self.masks.truncate(kept);
-        self.breakdowns.truncate(kept);
-        if self.groups.capacity() > 2 * kept + 1024 {
-            self.groups.shrink_to_fit();
+        self.runs.truncate(kept_runs);
+        self.ts.truncate(kept_rows);
+        self.masks.truncate(kept_rows);
+        self.breakdowns
+            .truncate(if with_breakdowns { kept_rows } else { 0 });
+        if self.ts.capacity() > 2 * kept_rows + 1024 {
+            self.runs.shrink_to_fit();
             self.ts.shrink_to_fit();
             self.masks.shrink_to_fit();
             self.breakdowns.shrink_to_fit();
@@ -478,7 +594,7 @@ impl FunnelRows {
 
     /// Drops interned strings no remaining row uses, once they dominate.
     fn compact_interner(&mut self) {
-        if self.groups.is_empty() {
+        if self.ts.is_empty() {
             self.interner = Interner::default();
             return;
         }
@@ -507,25 +623,24 @@ impl FunnelRows {
     pub fn emit<R>(
         &mut self,
         emit_to: EmitTo,
-        f: impl FnOnce(Grouped, &Interner) -> Result<R>,
+        f: impl FnOnce(Grouped<'_>, &Interner) -> Result<R>,
     ) -> Result<R> {
         let n = emit_count(emit_to, self.num_groups);
-        let grouped = self.gather(n);
+        let out = f(self.grouped(n), &self.interner);
         self.drop_rows(n);
-        let out = f(grouped, &self.interner);
         self.compact_interner();
         out
     }
 
     /// Like [`Self::emit`] for all groups, keeping the state.
-    pub fn peek<R>(&self, f: impl FnOnce(Grouped, &Interner) -> Result<R>) -> Result<R> {
-        f(self.gather(self.num_groups), &self.interner)
+    pub fn peek<R>(&self, f: impl FnOnce(Grouped<'_>, &Interner) -> Result<R>) -> Result<R> {
+        f(self.grouped(self.num_groups), &self.interner)
     }
 
     /// Bytes held (capacity, not length).
     pub fn size(&self) -> usize {
         size_of::<Self>()
-            + vec_bytes(&self.groups)
+            + vec_bytes(&self.runs)
             + vec_bytes(&self.ts)
             + vec_bytes(&self.masks)
             + vec_bytes(&self.breakdowns)
@@ -552,19 +667,29 @@ fn state_list(
 }
 
 /// The intermediate state of the groups in `grouped`.
-fn state_array(breakdown: bool, grouped: &Grouped, interner: &Interner) -> Result<ArrayRef> {
-    let ts = Int64Array::from_iter_values(grouped.entries.iter().map(|e| e.ts));
-    let masks = UInt32Array::from_iter_values(grouped.entries.iter().map(|e| e.mask));
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(ts), Arc::new(masks)];
-    if breakdown {
-        let strings: StringArray = grouped
-            .entries
-            .iter()
-            .map(|e| interner.get(e.breakdown))
-            .collect();
-        columns.push(Arc::new(strings));
+fn state_array(breakdown: bool, mut grouped: Grouped<'_>, interner: &Interner) -> Result<ArrayRef> {
+    let n = grouped.num_groups();
+    let mut ts = Vec::new();
+    let mut masks = Vec::new();
+    let mut strings: Vec<Option<&str>> = Vec::new();
+    let mut lengths = Vec::with_capacity(n);
+    for g in 0..n {
+        let entries = grouped.group_mut(g);
+        lengths.push(entries.len());
+        ts.extend(entries.iter().map(|e| e.ts));
+        masks.extend(entries.iter().map(|e| e.mask));
+        if breakdown {
+            strings.extend(entries.iter().map(|e| interner.get(e.breakdown)));
+        }
     }
-    state_list(breakdown, columns, grouped.lengths())
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ts)),
+        Arc::new(UInt32Array::from(masks)),
+    ];
+    if breakdown {
+        columns.push(Arc::new(StringArray::from(strings)));
+    }
+    state_list(breakdown, columns, lengths)
 }
 
 /// One input batch, read: times, step masks (0 for rows filtered out or without time),
@@ -755,6 +880,79 @@ mod tests {
         let full = reach(&rows, steps, window, false);
         assert_eq!(stop.level, full.level);
         full.level
+    }
+
+    /// Each group's rows as (ts, mask) pairs, in group order.
+    fn contents(grouped: &mut Grouped<'_>) -> Vec<Vec<(i64, u32)>> {
+        (0..grouped.num_groups())
+            .map(|g| {
+                grouped
+                    .group_mut(g)
+                    .iter()
+                    .map(|e| (e.ts, e.mask))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_keep_arrival_order_per_group_and_emitting_the_first_renumbers() {
+        let args = FunnelArgs {
+            window_ms: 10,
+            steps: 2,
+            breakdown: false,
+        };
+        let mut rows = FunnelRows::new("test", args);
+        for (g, ts) in [
+            (0, 1),
+            (0, 2),
+            (2, 3),
+            (1, 4),
+            (0, 5),
+            (2, 6),
+            (2, 7),
+            (1, 8),
+        ] {
+            rows.push(g, ts, 1, 0).unwrap();
+        }
+        assert_eq!(
+            rows.runs.len(),
+            6,
+            "runs merge consecutive rows of one group"
+        );
+        let all = rows.peek(|mut g, _| Ok(contents(&mut g))).unwrap();
+        assert_eq!(
+            all,
+            vec![
+                vec![(1, 1), (2, 1), (5, 1)],
+                vec![(4, 1), (8, 1)],
+                vec![(3, 1), (6, 1), (7, 1)],
+            ]
+        );
+        for chunk_rows in [1, 2, 3, 5] {
+            let mut grouped = rows.grouped(3);
+            grouped.chunk_rows = chunk_rows;
+            assert_eq!(
+                contents(&mut grouped),
+                all,
+                "gathered {chunk_rows} rows at a time"
+            );
+        }
+        let first = rows
+            .emit(EmitTo::First(1), |mut g, _| Ok(contents(&mut g)))
+            .unwrap();
+        assert_eq!(first, vec![vec![(1, 1), (2, 1), (5, 1)]]);
+        let rest = rows.peek(|mut g, _| Ok(contents(&mut g))).unwrap();
+        assert_eq!(
+            rest,
+            vec![vec![(4, 1), (8, 1)], vec![(3, 1), (6, 1), (7, 1)]]
+        );
+        assert_eq!(rows.ts.len(), 5, "the emitted group's rows are freed");
+        let empty = rows
+            .emit(EmitTo::All, |mut g, _| Ok(contents(&mut g)))
+            .unwrap();
+        assert_eq!(empty.len(), 2);
+        assert!(rows.runs.is_empty() && rows.ts.is_empty());
     }
 
     #[test]
