@@ -82,20 +82,10 @@ pub(crate) fn run_once(shared: &Shared) -> Result<usize> {
                 } else {
                     cfg.compaction_min_segments
                 };
-                // Size-tiered: smallest first, and a larger segment joins only once the
-                // smaller ones add up to half its size, so rows are rewritten O(log n) times.
                 segs.sort_by_key(|s| (s.meta.rows, s.meta.id));
-                let mut picked = Vec::new();
-                let mut rows = 0usize;
-                for s in segs {
-                    let r = s.meta.rows as usize;
-                    if !picked.is_empty() && (r > 2 * rows || rows + r > cfg.compaction_max_rows) {
-                        break;
-                    }
-                    rows += r;
-                    picked.push(s);
-                }
-                (picked.len() >= min).then_some(picked)
+                let rows: Vec<usize> = segs.iter().map(|s| s.meta.rows as usize).collect();
+                let picked = pick(&rows, min, cfg.compaction_max_rows)?;
+                Some(segs.drain(picked).collect::<Vec<_>>())
             })
             .collect()
     };
@@ -109,6 +99,27 @@ pub(crate) fn run_once(shared: &Shared) -> Result<usize> {
         ::metrics::counter!(m::COMPACTIONS).increment(1);
     }
     Ok(done)
+}
+
+/// Which of a partition's segments to merge, given their row counts sorted ascending:
+/// size-tiered, so rows are rewritten O(log n) times. The pick is the first stretch of
+/// consecutive segments in which each one has at most twice the rows of those before it
+/// in the stretch, all of them fit in `max_rows`, and there are at least `min` of them.
+/// Stretches start at every segment in turn, so one small segment (a late event for an
+/// old day, say) cannot keep a tier of larger ones after it from merging.
+fn pick(rows: &[usize], min: usize, max_rows: usize) -> Option<std::ops::Range<usize>> {
+    (0..rows.len()).find_map(|start| {
+        let mut total = 0usize;
+        let mut end = start;
+        for &r in rows.get(start..).unwrap_or_default() {
+            if end > start && (r > 2 * total || total + r > max_rows) {
+                break;
+            }
+            total += r;
+            end += 1;
+        }
+        (end - start >= min.max(2)).then_some(start..end)
+    })
 }
 
 fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
@@ -163,4 +174,35 @@ fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
     publish_segment_gauges(&manifest.segments);
     tracing::debug!(inputs = inputs.len(), rows, "compacted partition");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick;
+
+    #[test]
+    fn equal_segments_merge_up_to_the_row_cap() {
+        assert_eq!(pick(&[10, 10, 10, 10], 4, 100), Some(0..4));
+        assert_eq!(pick(&[10, 10, 10, 10], 4, 35), None);
+        assert_eq!(pick(&[10, 10, 10, 10], 2, 35), Some(0..3));
+    }
+
+    #[test]
+    fn a_larger_segment_waits_until_the_smaller_ones_add_up_to_half_of_it() {
+        assert_eq!(pick(&[10, 10, 50], 2, 1000), Some(0..2));
+        assert_eq!(pick(&[10, 15, 50], 2, 1000), Some(0..3));
+    }
+
+    #[test]
+    fn a_small_segment_does_not_block_the_tier_after_it() {
+        // The 1-row segment cannot take the 100-row ones; they merge among themselves.
+        assert_eq!(pick(&[1, 100, 100, 100, 100], 4, 1000), Some(1..5));
+        assert_eq!(pick(&[1, 5000, 100_000], 2, 1_000_000), None);
+    }
+
+    #[test]
+    fn never_a_single_segment() {
+        assert_eq!(pick(&[10], 1, 100), None);
+        assert_eq!(pick(&[], 2, 100), None);
+    }
 }

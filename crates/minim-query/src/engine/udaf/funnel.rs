@@ -2,10 +2,11 @@
 //!
 //! **Storage.** Every input row on which at least one step condition is true (and whose
 //! time is not NULL) is kept as one row of flat arrays shared by all groups: time (i64
-//! ms), step bitmask (u32, bit `i` = condition `c{i+1}`), and for `funnel_chain` the
-//! interned breakdown value of first-step rows (u32; 0 is NULL). Consecutive rows of one
+//! ms), step bitmask (bit `i` = condition `c{i+1}`; a byte for up to 8 steps, else a
+//! u32), and for `funnel_chain` the interned breakdown value of first-step rows (u32; 0
+//! is NULL). Consecutive rows of one
 //! group form a run (group u32, end u32): a user's rows arrive in runs, because segments
-//! are sorted by user and time. That is 12 bytes a row (16 with breakdowns) plus 8 a run,
+//! are sorted by user and time. That is 9 bytes a row (13 with breakdowns) plus 8 a run,
 //! with no allocation per row or per group. Rows where no condition holds are dropped on
 //! arrival: they cannot be part of any chain.
 //!
@@ -209,6 +210,89 @@ impl Interner {
     }
 }
 
+/// Stored step masks: a byte a row for funnels of up to 8 steps, four bytes beyond.
+#[derive(Debug)]
+enum Masks {
+    Narrow(Vec<u8>),
+    Wide(Vec<u32>),
+}
+
+/// No masks (for [`Grouped::empty`]).
+static NO_MASKS: Masks = Masks::Wide(Vec::new());
+
+impl Masks {
+    fn for_steps(steps: usize) -> Self {
+        if steps <= 8 {
+            Self::Narrow(Vec::new())
+        } else {
+            Self::Wide(Vec::new())
+        }
+    }
+
+    /// Appends `mask`, whose bits are below the funnel's number of steps.
+    #[inline]
+    fn push(&mut self, mask: u32) {
+        match self {
+            // Up to 8 steps: only the low 8 bits can be set.
+            Self::Narrow(v) => v.push(mask as u8),
+            Self::Wide(v) => v.push(mask),
+        }
+    }
+
+    fn copy_within(&mut self, from: std::ops::Range<usize>, to: usize) {
+        match self {
+            Self::Narrow(v) => v.copy_within(from, to),
+            Self::Wide(v) => v.copy_within(from, to),
+        }
+    }
+
+    fn truncate(&mut self, len: usize) {
+        match self {
+            Self::Narrow(v) => v.truncate(len),
+            Self::Wide(v) => v.truncate(len),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            Self::Narrow(v) => v.shrink_to_fit(),
+            Self::Wide(v) => v.shrink_to_fit(),
+        }
+    }
+
+    /// The same kind, empty and without capacity.
+    fn cleared(&self) -> Self {
+        match self {
+            Self::Narrow(_) => Self::Narrow(Vec::new()),
+            Self::Wide(_) => Self::Wide(Vec::new()),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Narrow(v) => vec_bytes(v),
+            Self::Wide(v) => vec_bytes(v),
+        }
+    }
+}
+
+/// Writes rows `ts[i]`, `masks[i]` (and `breakdowns[i]`, 0 when absent) into `out`.
+#[inline]
+fn fill_entries<M: Copy + Into<u32>>(
+    out: &mut [Entry],
+    ts: &[i64],
+    masks: &[M],
+    breakdowns: &[u32],
+) {
+    for (i, (slot, (&ts, &mask))) in out.iter_mut().zip(ts.iter().zip(masks)).enumerate() {
+        *slot = Entry {
+            ts,
+            mask: mask.into(),
+            breakdown: breakdowns.get(i).copied().unwrap_or(0),
+        };
+    }
+}
+
 /// A maximal stretch of consecutive stored rows of one group: rows
 /// `previous run's end..end`.
 #[derive(Debug, Clone, Copy)]
@@ -226,7 +310,7 @@ const GATHER_MIN_ROWS: usize = 1 << 20;
 /// [`GATHER_MIN_ROWS`], again rather than a second copy of them all.
 pub(super) struct Grouped<'a> {
     ts: &'a [i64],
-    masks: &'a [u32],
+    masks: &'a Masks,
     breakdowns: &'a [u32],
     runs: &'a [Run],
     /// Rows of each group.
@@ -243,14 +327,14 @@ pub(super) struct Grouped<'a> {
 impl Grouped<'static> {
     /// `n` groups without rows.
     pub fn empty(n: usize) -> Self {
-        Grouped::new(&[], &[], &[], &[], n)
+        Grouped::new(&[], &NO_MASKS, &[], &[], n)
     }
 }
 
 impl<'a> Grouped<'a> {
     fn new(
         ts: &'a [i64],
-        masks: &'a [u32],
+        masks: &'a Masks,
         breakdowns: &'a [u32],
         runs: &'a [Run],
         n: usize,
@@ -307,24 +391,21 @@ impl<'a> Grouped<'a> {
             if g < first || g >= end {
                 continue;
             }
-            let (Some(at), Some(ts), Some(masks)) = (
-                next.get_mut(g - first),
-                self.ts.get(rows.clone()),
-                self.masks.get(rows.clone()),
-            ) else {
+            let (Some(at), Some(ts)) = (next.get_mut(g - first), self.ts.get(rows.clone())) else {
                 continue;
             };
-            let breakdowns = self.breakdowns.get(rows).unwrap_or_default();
+            let breakdowns = self.breakdowns.get(rows.clone()).unwrap_or_default();
             let Some(out) = self.entries.get_mut(*at..*at + ts.len()) else {
                 continue;
             };
             *at += ts.len();
-            for (i, (slot, (&ts, &mask))) in out.iter_mut().zip(ts.iter().zip(masks)).enumerate() {
-                *slot = Entry {
-                    ts,
-                    mask,
-                    breakdown: breakdowns.get(i).copied().unwrap_or(0),
-                };
+            match self.masks {
+                Masks::Narrow(m) => {
+                    fill_entries(out, ts, m.get(rows).unwrap_or_default(), breakdowns)
+                }
+                Masks::Wide(m) => {
+                    fill_entries(out, ts, m.get(rows).unwrap_or_default(), breakdowns)
+                }
             }
         }
     }
@@ -353,7 +434,7 @@ pub(super) struct FunnelRows {
     /// Stored rows in arrival order, split into runs of one group each.
     runs: Vec<Run>,
     ts: Vec<i64>,
-    masks: Vec<u32>,
+    masks: Masks,
     /// Parallel to `ts` with breakdowns, empty without.
     breakdowns: Vec<u32>,
     interner: Interner,
@@ -367,7 +448,7 @@ impl FunnelRows {
             args,
             runs: Vec::new(),
             ts: Vec::new(),
-            masks: Vec::new(),
+            masks: Masks::for_steps(args.steps),
             breakdowns: Vec::new(),
             interner: Interner::default(),
             num_groups: 0,
@@ -550,7 +631,7 @@ impl FunnelRows {
         if n >= self.num_groups {
             self.runs = Vec::new();
             self.ts = Vec::new();
-            self.masks = Vec::new();
+            self.masks = self.masks.cleared();
             self.breakdowns = Vec::new();
             self.num_groups = 0;
             return;
@@ -642,7 +723,7 @@ impl FunnelRows {
         size_of::<Self>()
             + vec_bytes(&self.runs)
             + vec_bytes(&self.ts)
-            + vec_bytes(&self.masks)
+            + self.masks.bytes()
             + vec_bytes(&self.breakdowns)
             + self.interner.size()
     }
@@ -953,6 +1034,23 @@ mod tests {
             .unwrap();
         assert_eq!(empty.len(), 2);
         assert!(rows.runs.is_empty() && rows.ts.is_empty());
+    }
+
+    #[test]
+    fn masks_beyond_eight_steps_are_kept_whole() {
+        for steps in [8, 9, 32] {
+            let args = FunnelArgs {
+                window_ms: 10,
+                steps,
+                breakdown: false,
+            };
+            let mut rows = FunnelRows::new("test", args);
+            let top = 1u32 << (steps - 1);
+            rows.push(0, 1, 1, 0).unwrap();
+            rows.push(0, 2, top | 1, 0).unwrap();
+            let got = rows.peek(|mut g, _| Ok(contents(&mut g))).unwrap();
+            assert_eq!(got, vec![vec![(1, 1), (2, top | 1)]], "{steps} steps");
+        }
     }
 
     #[test]
