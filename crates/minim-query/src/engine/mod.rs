@@ -137,9 +137,13 @@ pub enum QueryError {
 impl QueryError {
     pub(crate) fn from_df(e: DataFusionError, limits: &EngineConfig) -> Self {
         match e.find_root() {
-            DataFusionError::ResourcesExhausted(_) => Self::MemoryExceeded {
-                limit_bytes: limits.memory_bytes_per_query,
-            },
+            DataFusionError::ResourcesExhausted(detail) => {
+                // Which operators held the memory (names and sizes only, no data).
+                tracing::info!(%detail, "query memory limit reached");
+                Self::MemoryExceeded {
+                    limit_bytes: limits.memory_bytes_per_query,
+                }
+            }
             DataFusionError::SQL(..)
             | DataFusionError::Plan(_)
             | DataFusionError::SchemaError(..) => Self::InvalidSql(e.find_root().to_string()),

@@ -210,22 +210,137 @@ impl Interner {
     }
 }
 
+/// Items per chunk of [`Chunked`] (a power of two).
+const CHUNK: usize = 1 << 16;
+
+/// A growable array kept in chunks of [`CHUNK`] items: growing never moves the items,
+/// and the capacity beyond the length is under one chunk (a `Vec` grown by doubling can
+/// hold twice the items it needs, and three times while it moves them).
+#[derive(Debug)]
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T: Copy> Chunked<T> {
+    const fn new() -> Self {
+        Self {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn push(&mut self, item: T) {
+        if self.len.is_multiple_of(CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        if let Some(last) = self.chunks.last_mut() {
+            last.push(item);
+            self.len += 1;
+        }
+    }
+
+    fn last_mut(&mut self) -> Option<&mut T> {
+        self.chunks.last_mut().and_then(|c| c.last_mut())
+    }
+
+    fn get(&self, i: usize) -> Option<T> {
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK).copied()
+    }
+
+    fn set(&mut self, i: usize, item: T) {
+        if let Some(slot) = self
+            .chunks
+            .get_mut(i / CHUNK)
+            .and_then(|c| c.get_mut(i % CHUNK))
+        {
+            *slot = item;
+        }
+    }
+
+    /// Items `range`, which must lie in one chunk (see [`chunk_parts`]); empty otherwise.
+    fn part(&self, range: std::ops::Range<usize>) -> &[T] {
+        let local = range.start % CHUNK;
+        self.chunks
+            .get(range.start / CHUNK)
+            .and_then(|c| c.get(local..local + range.len()))
+            .unwrap_or_default()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.chunks.iter_mut().flatten()
+    }
+
+    /// Moves items `from` down to start at `to <= from.start`.
+    fn copy_down(&mut self, from: std::ops::Range<usize>, to: usize) {
+        for (k, i) in from.enumerate() {
+            if let Some(item) = self.get(i) {
+                self.set(to + k, item);
+            }
+        }
+    }
+
+    fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        self.chunks.truncate(len.div_ceil(CHUNK));
+        if let Some(last) = self.chunks.last_mut() {
+            last.truncate(len - (len - 1) / CHUNK * CHUNK);
+        }
+        self.len = len;
+    }
+
+    fn bytes(&self) -> usize {
+        vec_bytes(&self.chunks) + self.chunks.iter().map(vec_bytes).sum::<usize>()
+    }
+}
+
+/// `range` cut at the chunk boundaries of [`Chunked`].
+fn chunk_parts(range: std::ops::Range<usize>) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let mut start = range.start;
+    std::iter::from_fn(move || {
+        (start < range.end).then(|| {
+            let end = range.end.min((start / CHUNK + 1) * CHUNK);
+            let part = start..end;
+            start = end;
+            part
+        })
+    })
+}
+
 /// Stored step masks: a byte a row for funnels of up to 8 steps, four bytes beyond.
 #[derive(Debug)]
 enum Masks {
-    Narrow(Vec<u8>),
-    Wide(Vec<u32>),
+    Narrow(Chunked<u8>),
+    Wide(Chunked<u32>),
 }
 
-/// No masks (for [`Grouped::empty`]).
-static NO_MASKS: Masks = Masks::Wide(Vec::new());
+/// No rows (for [`Grouped::empty`]).
+static NO_TS: Chunked<i64> = Chunked::new();
+static NO_MASKS: Masks = Masks::Wide(Chunked::new());
+static NO_BREAKDOWNS: Chunked<u32> = Chunked::new();
+static NO_RUNS: Chunked<Run> = Chunked::new();
 
 impl Masks {
     fn for_steps(steps: usize) -> Self {
         if steps <= 8 {
-            Self::Narrow(Vec::new())
+            Self::Narrow(Chunked::new())
         } else {
-            Self::Wide(Vec::new())
+            Self::Wide(Chunked::new())
         }
     }
 
@@ -239,10 +354,10 @@ impl Masks {
         }
     }
 
-    fn copy_within(&mut self, from: std::ops::Range<usize>, to: usize) {
+    fn copy_down(&mut self, from: std::ops::Range<usize>, to: usize) {
         match self {
-            Self::Narrow(v) => v.copy_within(from, to),
-            Self::Wide(v) => v.copy_within(from, to),
+            Self::Narrow(v) => v.copy_down(from, to),
+            Self::Wide(v) => v.copy_down(from, to),
         }
     }
 
@@ -253,25 +368,18 @@ impl Masks {
         }
     }
 
-    fn shrink_to_fit(&mut self) {
-        match self {
-            Self::Narrow(v) => v.shrink_to_fit(),
-            Self::Wide(v) => v.shrink_to_fit(),
-        }
-    }
-
-    /// The same kind, empty and without capacity.
+    /// The same kind, empty.
     fn cleared(&self) -> Self {
         match self {
-            Self::Narrow(_) => Self::Narrow(Vec::new()),
-            Self::Wide(_) => Self::Wide(Vec::new()),
+            Self::Narrow(_) => Self::Narrow(Chunked::new()),
+            Self::Wide(_) => Self::Wide(Chunked::new()),
         }
     }
 
     fn bytes(&self) -> usize {
         match self {
-            Self::Narrow(v) => vec_bytes(v),
-            Self::Wide(v) => vec_bytes(v),
+            Self::Narrow(v) => v.bytes(),
+            Self::Wide(v) => v.bytes(),
         }
     }
 }
@@ -309,10 +417,10 @@ const GATHER_MIN_ROWS: usize = 1 << 20;
 /// range), so reading all groups needs at most an eighth of the stored rows, or
 /// [`GATHER_MIN_ROWS`], again rather than a second copy of them all.
 pub(super) struct Grouped<'a> {
-    ts: &'a [i64],
+    ts: &'a Chunked<i64>,
     masks: &'a Masks,
-    breakdowns: &'a [u32],
-    runs: &'a [Run],
+    breakdowns: &'a Chunked<u32>,
+    runs: &'a Chunked<Run>,
     /// Rows of each group.
     counts: Vec<u32>,
     /// Most rows gathered at once (unless one group has more).
@@ -327,21 +435,21 @@ pub(super) struct Grouped<'a> {
 impl Grouped<'static> {
     /// `n` groups without rows.
     pub fn empty(n: usize) -> Self {
-        Grouped::new(&[], &NO_MASKS, &[], &[], n)
+        Grouped::new(&NO_TS, &NO_MASKS, &NO_BREAKDOWNS, &NO_RUNS, n)
     }
 }
 
 impl<'a> Grouped<'a> {
     fn new(
-        ts: &'a [i64],
+        ts: &'a Chunked<i64>,
         masks: &'a Masks,
-        breakdowns: &'a [u32],
-        runs: &'a [Run],
+        breakdowns: &'a Chunked<u32>,
+        runs: &'a Chunked<Run>,
         n: usize,
     ) -> Self {
         let mut counts = vec![0u32; n];
         let mut start = 0;
-        for run in runs {
+        for run in runs.iter() {
             if let Some(c) = counts.get_mut(run.group as usize) {
                 *c += run.end - start;
             }
@@ -384,27 +492,26 @@ impl<'a> Grouped<'a> {
         self.entries.resize(total, Entry::default());
         let mut next: Vec<usize> = self.offsets.iter().take(end - first).copied().collect();
         let mut start = 0;
-        for run in self.runs {
+        for run in self.runs.iter() {
             let rows = start..run.end as usize;
             start = run.end as usize;
             let g = run.group as usize;
             if g < first || g >= end {
                 continue;
             }
-            let (Some(at), Some(ts)) = (next.get_mut(g - first), self.ts.get(rows.clone())) else {
+            let Some(at) = next.get_mut(g - first) else {
                 continue;
             };
-            let breakdowns = self.breakdowns.get(rows.clone()).unwrap_or_default();
-            let Some(out) = self.entries.get_mut(*at..*at + ts.len()) else {
-                continue;
-            };
-            *at += ts.len();
-            match self.masks {
-                Masks::Narrow(m) => {
-                    fill_entries(out, ts, m.get(rows).unwrap_or_default(), breakdowns)
-                }
-                Masks::Wide(m) => {
-                    fill_entries(out, ts, m.get(rows).unwrap_or_default(), breakdowns)
+            for part in chunk_parts(rows) {
+                let ts = self.ts.part(part.clone());
+                let breakdowns = self.breakdowns.part(part.clone());
+                let Some(out) = self.entries.get_mut(*at..*at + ts.len()) else {
+                    continue;
+                };
+                *at += ts.len();
+                match self.masks {
+                    Masks::Narrow(m) => fill_entries(out, ts, m.part(part), breakdowns),
+                    Masks::Wide(m) => fill_entries(out, ts, m.part(part), breakdowns),
                 }
             }
         }
@@ -432,11 +539,11 @@ pub(super) struct FunnelRows {
     func: &'static str,
     pub args: FunnelArgs,
     /// Stored rows in arrival order, split into runs of one group each.
-    runs: Vec<Run>,
-    ts: Vec<i64>,
+    runs: Chunked<Run>,
+    ts: Chunked<i64>,
     masks: Masks,
     /// Parallel to `ts` with breakdowns, empty without.
-    breakdowns: Vec<u32>,
+    breakdowns: Chunked<u32>,
     interner: Interner,
     num_groups: usize,
 }
@@ -446,10 +553,10 @@ impl FunnelRows {
         Self {
             func,
             args,
-            runs: Vec::new(),
-            ts: Vec::new(),
+            runs: Chunked::new(),
+            ts: Chunked::new(),
             masks: Masks::for_steps(args.steps),
-            breakdowns: Vec::new(),
+            breakdowns: Chunked::new(),
             interner: Interner::default(),
             num_groups: 0,
         }
@@ -629,10 +736,10 @@ impl FunnelRows {
     /// Forgets the rows of the first `n` groups and renumbers the rest from 0.
     fn drop_rows(&mut self, n: usize) {
         if n >= self.num_groups {
-            self.runs = Vec::new();
-            self.ts = Vec::new();
+            self.runs = Chunked::new();
+            self.ts = Chunked::new();
             self.masks = self.masks.cleared();
-            self.breakdowns = Vec::new();
+            self.breakdowns = Chunked::new();
             self.num_groups = 0;
             return;
         }
@@ -640,21 +747,25 @@ impl FunnelRows {
         let with_breakdowns = !self.breakdowns.is_empty();
         let (mut kept_runs, mut kept_rows, mut start) = (0, 0usize, 0usize);
         for r in 0..self.runs.len() {
-            let Run { group, end } = self.runs[r];
+            let Some(Run { group, end }) = self.runs.get(r) else {
+                break;
+            };
             let end = end as usize;
             if group >= shift {
-                let len = end - start;
-                self.ts.copy_within(start..end, kept_rows);
-                self.masks.copy_within(start..end, kept_rows);
+                self.ts.copy_down(start..end, kept_rows);
+                self.masks.copy_down(start..end, kept_rows);
                 if with_breakdowns {
-                    self.breakdowns.copy_within(start..end, kept_rows);
+                    self.breakdowns.copy_down(start..end, kept_rows);
                 }
-                kept_rows += len;
+                kept_rows += end - start;
                 // Fewer rows than before, so the end fits.
-                self.runs[kept_runs] = Run {
-                    group: group - shift,
-                    end: kept_rows as u32,
-                };
+                self.runs.set(
+                    kept_runs,
+                    Run {
+                        group: group - shift,
+                        end: kept_rows as u32,
+                    },
+                );
                 kept_runs += 1;
             }
             start = end;
@@ -664,12 +775,6 @@ impl FunnelRows {
         self.masks.truncate(kept_rows);
         self.breakdowns
             .truncate(if with_breakdowns { kept_rows } else { 0 });
-        if self.ts.capacity() > 2 * kept_rows + 1024 {
-            self.runs.shrink_to_fit();
-            self.ts.shrink_to_fit();
-            self.masks.shrink_to_fit();
-            self.breakdowns.shrink_to_fit();
-        }
         self.num_groups -= n;
     }
 
@@ -684,7 +789,7 @@ impl FunnelRows {
         }
         let old = std::mem::take(&mut self.interner);
         let mut remap = vec![0u32; old.len() + 1];
-        for b in &mut self.breakdowns {
+        for b in self.breakdowns.iter_mut() {
             let Some(slot) = remap.get_mut(*b as usize) else {
                 *b = 0;
                 continue;
@@ -721,10 +826,10 @@ impl FunnelRows {
     /// Bytes held (capacity, not length).
     pub fn size(&self) -> usize {
         size_of::<Self>()
-            + vec_bytes(&self.runs)
-            + vec_bytes(&self.ts)
+            + self.runs.bytes()
+            + self.ts.bytes()
             + self.masks.bytes()
-            + vec_bytes(&self.breakdowns)
+            + self.breakdowns.bytes()
             + self.interner.size()
     }
 }
@@ -1034,6 +1139,43 @@ mod tests {
             .unwrap();
         assert_eq!(empty.len(), 2);
         assert!(rows.runs.is_empty() && rows.ts.is_empty());
+    }
+
+    #[test]
+    fn rows_and_runs_across_chunk_boundaries() {
+        let args = FunnelArgs {
+            window_ms: 10,
+            steps: 9,
+            breakdown: true,
+        };
+        let mut rows = FunnelRows::new("test", args);
+        let mut model: Vec<Vec<(i64, u32)>> = vec![Vec::new(); 7];
+        let n = 2 * CHUNK + 1234;
+        for i in 0..n {
+            let g = (i / 3 + i / 5000) % 7;
+            let mask = 1 | ((i as u32 % 3) << 7);
+            rows.push(g, i as i64, mask, (i % 11) as u32).unwrap();
+            model[g].push((i as i64, mask));
+        }
+        assert_eq!(rows.ts.len(), n);
+        for chunk_rows in [1000, CHUNK, n] {
+            let mut grouped = rows.grouped(7);
+            grouped.chunk_rows = chunk_rows;
+            assert_eq!(contents(&mut grouped), model);
+        }
+        let first = rows
+            .emit(EmitTo::First(3), |mut g, _| Ok(contents(&mut g)))
+            .unwrap();
+        assert_eq!(first, model[..3].to_vec());
+        let rest = rows.peek(|mut g, _| Ok(contents(&mut g))).unwrap();
+        assert_eq!(rest, model[3..].to_vec());
+        let kept: usize = model[3..].iter().map(Vec::len).sum();
+        assert_eq!(rows.ts.len(), kept);
+        assert_eq!(rows.breakdowns.len(), kept);
+        assert!(
+            rows.size() < kept * 16 + 8 * CHUNK * 16,
+            "capacity stays near the rows"
+        );
     }
 
     #[test]
