@@ -257,7 +257,7 @@ fn user_key_seed() -> u64 {
 fn hash_ids(array: &ArrayRef) -> Result<arrow::array::Decimal128Array> {
     use arrow::array::AsArray;
     Ok(match array.data_type() {
-        DataType::Utf8View => keys_of(array.as_string_view().iter()),
+        DataType::Utf8View => view_keys(array.as_string_view()),
         DataType::Utf8 => keys_of(array.as_string::<i32>().iter()),
         DataType::LargeUtf8 => keys_of(array.as_string::<i64>().iter()),
         other => {
@@ -266,6 +266,38 @@ fn hash_ids(array: &ArrayRef) -> Result<arrow::array::Decimal128Array> {
             )));
         }
     })
+}
+
+/// The keys of `ids`, as [`keys_of`] computes them, without its per-row costs: a run of
+/// one id usually shares one view (its values decode from a Parquet dictionary page), so
+/// a view equal to the one before takes its key without reading the text, and an equal
+/// view means equal text (an id of up to 12 bytes is inside its view; a longer one is
+/// at the same place in the same buffer).
+fn view_keys(ids: &arrow::array::StringViewArray) -> arrow::array::Decimal128Array {
+    let seed = user_key_seed();
+    let mut keys = Vec::with_capacity(ids.len());
+    let mut last: Option<(u128, &[u8], i128)> = None;
+    for (i, &view) in ids.views().iter().enumerate() {
+        if ids.is_null(i) {
+            keys.push(0);
+            continue;
+        }
+        if let Some((v, _, key)) = last
+            && v == view
+        {
+            keys.push(key);
+            continue;
+        }
+        let id = ids.value(i).as_bytes();
+        let key = match last {
+            Some((_, text, key)) if text == id => key,
+            // Reinterpreting the hash's bits: a key, not a number.
+            _ => twox_hash::XxHash3_128::oneshot_with_seed(seed, id) as i128,
+        };
+        last = Some((view, id, key));
+        keys.push(key);
+    }
+    arrow::array::Decimal128Array::new(keys.into(), ids.nulls().cloned())
 }
 
 /// The keys of `ids`. Segments hold each user's events together (sorted by
@@ -338,6 +370,38 @@ mod tests {
             "u".into(),
         ))));
         assert_eq!(plain.value(0), scalar.value(0));
+    }
+
+    #[test]
+    fn view_keys_equal_keys_of_the_same_text() {
+        let long = "a-user-id-longer-than-twelve-bytes";
+        let ids = [
+            Some(long),
+            Some(long),
+            Some("short"),
+            None,
+            Some("short"),
+            Some(long),
+            Some("a-user-id-longer-than-twelve-bytez"),
+            None,
+            None,
+            Some("a-user-id-longer-than-twelve-bytez"),
+        ];
+        let expected = keys_of(ids.iter().copied());
+        // Each value its own view, and then equal values sharing views (as a dictionary
+        // page decodes them).
+        let separate = StringViewArray::from(ids.to_vec());
+        let mut shared = arrow::array::StringViewBuilder::new().with_deduplicate_strings();
+        ids.iter().for_each(|id| shared.append_option(*id));
+        for array in [separate, shared.finish()] {
+            let got = view_keys(&array);
+            assert_eq!(got.nulls(), expected.nulls());
+            for i in 0..ids.len() {
+                if expected.is_valid(i) {
+                    assert_eq!(got.value(i), expected.value(i), "row {i}");
+                }
+            }
+        }
     }
 
     #[test]
