@@ -127,8 +127,12 @@ impl UserGroups {
         let mut runs = std::mem::take(&mut self.runs);
         runs.clear();
         let mut previous: Option<Option<i128>> = None;
+        let nulls = keys.nulls().filter(|n| n.null_count() > 0);
         for (i, &key) in keys.values().iter().enumerate() {
-            let key = keys.is_valid(i).then_some(key);
+            let key = match nulls {
+                Some(n) if n.is_null(i) => None,
+                _ => Some(key),
+            };
             if previous != Some(key) {
                 runs.push((i, key));
                 previous = Some(key);
