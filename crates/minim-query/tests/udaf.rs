@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, RecordBatch,
-    StringArray, TimestampMillisecondArray,
+    StringArray, StringViewArray, TimestampMillisecondArray,
 };
 use arrow::datatypes::{
     DataType, Decimal128Type, Field, Float64Type, Int64Type, Schema, TimeUnit, UInt8Type,
@@ -194,12 +194,16 @@ enum Mode {
     /// `OneStage` grouped by `minim_user`, a user key column as the engine's per-user
     /// aggregations have: the engine's `PerUserExec` runs instead of DataFusion's.
     PerUser,
+    /// `Partitioned` grouped by `uid_view`, the user id as a string view (as breakdown
+    /// values are): the engine's `PartialByTextExec` runs the partial stage.
+    PartialByText,
 }
 
 impl Mode {
     fn user_column(self) -> &'static str {
         match self {
             Mode::PerUser => "minim_user",
+            Mode::PartialByText => "uid_view",
             _ => "uid",
         }
     }
@@ -210,7 +214,7 @@ async fn session(store: &Store, mode: Mode) -> SessionContext {
     let mut ctx = engine::session(&store.snapshot(), &ProjectId::new("p").unwrap(), &[])
         .await
         .unwrap();
-    if let Mode::Partitioned | Mode::SkipPartial = mode {
+    if let Mode::Partitioned | Mode::SkipPartial | Mode::PartialByText = mode {
         let state = ctx.state();
         let rules = state
             .physical_optimizers()
@@ -262,6 +266,7 @@ fn schema() -> Arc<Schema> {
         Field::new("rp", DataType::Int64, true),
         Field::new("v", DataType::Float64, true),
         Field::new("minim_user", DataType::Decimal128(38, 0), false),
+        Field::new("uid_view", DataType::Utf8View, false),
     ]);
     Arc::new(Schema::new(fields))
 }
@@ -299,6 +304,9 @@ fn batch(rows: &[Row]) -> RecordBatch {
                 .with_precision_and_scale(38, 0)
                 .unwrap(),
         ),
+        Arc::new(StringViewArray::from_iter_values(
+            rows.iter().map(|r| format!("u{}", r.uid)),
+        )),
     ]);
     RecordBatch::try_new(schema(), columns).unwrap()
 }
@@ -474,11 +482,12 @@ async fn run(
     (by_user, single)
 }
 
-/// The user of row `i`, from its `uid` or `minim_user` key in column 0.
+/// The user of row `i`, from its `uid`, `uid_view` or `minim_user` key in column 0.
 fn user_name(b: &RecordBatch, i: usize) -> String {
     let key = b.column(0);
     match key.data_type() {
         DataType::Decimal128(..) => format!("u{}", key.as_primitive::<Decimal128Type>().value(i)),
+        DataType::Utf8View => key.as_string_view().value(i).to_owned(),
         _ => key.as_string::<i32>().value(i).to_owned(),
     }
 }
@@ -521,7 +530,8 @@ fn mode() -> impl Strategy<Value = Mode> {
         Just(Mode::OneStage),
         Just(Mode::SkipPartial),
         Just(Mode::Sorted),
-        Just(Mode::PerUser)
+        Just(Mode::PerUser),
+        Just(Mode::PartialByText)
     ]
 }
 
@@ -740,6 +750,10 @@ fn modes_run_partial_final_one_stage_and_ordered_aggregation() {
             (
                 Mode::PerUser,
                 &["PerUserExec", "RepartitionExec: partitioning=Hash"][..],
+            ),
+            (
+                Mode::PartialByText,
+                &["PartialByTextExec", "mode=FinalPartitioned"][..],
             ),
         ] {
             let dir = tempfile::tempdir().unwrap();

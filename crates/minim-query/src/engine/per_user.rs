@@ -12,6 +12,14 @@
 //! (`one_stage.rs`) grouped by the user key column alone for [`PerUserExec`], which feeds
 //! the same groups accumulators with the same group numbers and returns the same schema;
 //! only the group lookup differs, so answers cannot.
+//!
+//! The same exec replaces the partial stage of an aggregation grouped by one text column
+//! (a trend's breakdown value): [`TextGroups`] numbers the values. Breakdown values repeat
+//! in runs too (a user's country), and a short value (up to 12 bytes: countries,
+//! browsers, plans) lives whole in its string view, so a run takes its group without a
+//! look-up and a new short value is found by its view alone, never by hashing its text.
+//! Its output is the partial stage's (value, accumulator states) rows, which DataFusion's
+//! final stage merges as before.
 
 use std::fmt;
 use std::sync::Arc;
@@ -210,6 +218,145 @@ impl UserGroups {
     }
 }
 
+/// Numbers the groups of one key column for [`Aggregation`].
+trait GroupKeys: Default + Send {
+    /// The group of every row of `keys`, numbering new keys from `len()` on.
+    fn intern_array(&mut self, keys: &ArrayRef, groups: &mut Vec<usize>) -> Result<()>;
+    fn groups(&self) -> usize;
+    /// Heap bytes held.
+    fn bytes(&self) -> usize;
+    /// The keys of all groups, in group order.
+    fn into_column(self) -> Result<ArrayRef>;
+}
+
+impl GroupKeys for UserGroups {
+    fn intern_array(&mut self, keys: &ArrayRef, groups: &mut Vec<usize>) -> Result<()> {
+        let keys = keys
+            .as_primitive_opt::<Decimal128Type>()
+            .ok_or_else(|| DataFusionError::Internal("the user key is not a key".into()))?;
+        self.intern(keys, groups)
+    }
+
+    fn groups(&self) -> usize {
+        self.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.size()
+    }
+
+    fn into_column(self) -> Result<ArrayRef> {
+        self.into_key_column()
+    }
+}
+
+/// Group numbers of text values (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct TextGroups {
+    /// Values of up to 12 bytes, by their view (length and the bytes, zero-padded).
+    short: hashbrown::HashMap<u128, usize>,
+    long: hashbrown::HashMap<Box<[u8]>, usize>,
+    /// The values in group order (`None` at the NULL group).
+    values: Vec<Option<Box<str>>>,
+    value_bytes: usize,
+    null_group: Option<usize>,
+}
+
+/// The longest value a string view holds whole.
+const INLINE_MAX: u32 = 12;
+
+impl TextGroups {
+    /// The group of each row of `keys`, numbering new values from `len()` on.
+    pub(crate) fn intern(
+        &mut self,
+        keys: &arrow::array::StringViewArray,
+        groups: &mut Vec<usize>,
+    ) -> Result<()> {
+        groups.clear();
+        groups.reserve(keys.len());
+        let nulls = keys.nulls().filter(|n| n.null_count() > 0);
+        let mut last: Option<(u128, usize)> = None;
+        for (i, &view) in keys.views().iter().enumerate() {
+            if nulls.is_some_and(|n| n.is_null(i)) {
+                let next = self.values.len();
+                let g = *self.null_group.get_or_insert(next);
+                if g == next {
+                    self.values.push(None);
+                }
+                groups.push(g);
+                continue;
+            }
+            if let Some((v, g)) = last
+                && v == view
+            {
+                groups.push(g);
+                continue;
+            }
+            let len = view as u32;
+            let g = if len <= INLINE_MAX {
+                // The length and the value, without whatever a writer left in the
+                // padding (the format says zeros; equal values must meet anyway).
+                let short = view & (u128::MAX >> (8 * (INLINE_MAX - len)));
+                match self.short.get(&short) {
+                    Some(&g) => g,
+                    None => {
+                        let g = self.push_value(keys.value(i));
+                        self.short.insert(short, g);
+                        g
+                    }
+                }
+            } else {
+                let text = keys.value(i);
+                match self.long.get(text.as_bytes()) {
+                    Some(&g) => g,
+                    None => {
+                        let g = self.push_value(text);
+                        self.long.insert(text.as_bytes().into(), g);
+                        // The map's copy.
+                        self.value_bytes += text.len();
+                        g
+                    }
+                }
+            };
+            last = Some((view, g));
+            groups.push(g);
+        }
+        Ok(())
+    }
+
+    fn push_value(&mut self, value: &str) -> usize {
+        self.value_bytes += value.len();
+        self.values.push(Some(value.into()));
+        self.values.len() - 1
+    }
+}
+
+impl GroupKeys for TextGroups {
+    fn intern_array(&mut self, keys: &ArrayRef, groups: &mut Vec<usize>) -> Result<()> {
+        let keys = keys
+            .as_string_view_opt()
+            .ok_or_else(|| DataFusionError::Internal("the group key is not text".into()))?;
+        self.intern(keys, groups)
+    }
+
+    fn groups(&self) -> usize {
+        self.values.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.value_bytes
+            + self.values.capacity() * size_of::<Option<Box<str>>>()
+            + self.short.capacity() * (size_of::<(u128, usize)>() + 1)
+            + self.long.capacity() * (size_of::<(Box<[u8]>, usize)>() + 1)
+    }
+
+    fn into_column(self) -> Result<ArrayRef> {
+        Ok(Arc::new(arrow::array::StringViewArray::from_iter(
+            self.values.iter().map(|v| v.as_deref()),
+        )))
+    }
+}
+
 /// Asks the CPU to bring `slot`'s cache line in without waiting for it.
 #[inline]
 fn prefetch(slot: &Slot) {
@@ -230,10 +377,21 @@ fn halves(key: i128) -> (u64, u64) {
     (bits as u64, (bits >> 64) as u64)
 }
 
-/// Aggregates rows partitioned by user key, grouped by that key alone (see the module
-/// docs): the output is one row per user, the key then each aggregate's value.
+/// What a [`PerUserExec`] groups by and returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The user key, rows partitioned by it: one row per user, the key then each
+    /// aggregate's value.
+    PerUser,
+    /// A text column, rows as they come (a partial stage): one row per value, the value
+    /// then each aggregate's state.
+    PartialByText,
+}
+
+/// Aggregates rows grouped by one key column (see the module docs and [`Kind`]).
 #[derive(Debug)]
 pub(crate) struct PerUserExec {
+    kind: Kind,
     input: Arc<dyn ExecutionPlan>,
     key: Arc<dyn PhysicalExpr>,
     aggregates: Vec<Arc<AggregateFunctionExpr>>,
@@ -243,6 +401,7 @@ pub(crate) struct PerUserExec {
 
 impl PerUserExec {
     fn new(
+        kind: Kind,
         input: Arc<dyn ExecutionPlan>,
         key: Arc<dyn PhysicalExpr>,
         aggregates: Vec<Arc<AggregateFunctionExpr>>,
@@ -257,6 +416,7 @@ impl PerUserExec {
             Boundedness::Bounded,
         );
         Self {
+            kind,
             input,
             key,
             aggregates,
@@ -271,7 +431,8 @@ impl DisplayAs for PerUserExec {
         let names: Vec<&str> = self.aggregates.iter().map(|a| a.name()).collect();
         write!(
             f,
-            "PerUserExec: key={}, aggr=[{}]",
+            "{}: key={}, aggr=[{}]",
+            self.name(),
             self.key,
             names.join(", ")
         )
@@ -280,7 +441,10 @@ impl DisplayAs for PerUserExec {
 
 impl ExecutionPlan for PerUserExec {
     fn name(&self) -> &str {
-        "PerUserExec"
+        match self.kind {
+            Kind::PerUser => "PerUserExec",
+            Kind::PartialByText => "PartialByTextExec",
+        }
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
@@ -292,7 +456,10 @@ impl ExecutionPlan for PerUserExec {
     }
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
-        vec![Distribution::KeyPartitioned(vec![Arc::clone(&self.key)])]
+        vec![match self.kind {
+            Kind::PerUser => Distribution::KeyPartitioned(vec![Arc::clone(&self.key)]),
+            Kind::PartialByText => Distribution::UnspecifiedDistribution,
+        }]
     }
 
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
@@ -323,6 +490,7 @@ impl ExecutionPlan for PerUserExec {
         let [input] = <[_; 1]>::try_from(children)
             .map_err(|_| DataFusionError::Internal("PerUserExec has one input".into()))?;
         Ok(Arc::new(Self::new(
+            self.kind,
             input,
             Arc::clone(&self.key),
             self.aggregates.clone(),
@@ -338,16 +506,20 @@ impl ExecutionPlan for PerUserExec {
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, Arc::clone(&context))?;
         let job = Aggregation {
+            kind: self.kind,
             key: Arc::clone(&self.key),
             aggregates: self.aggregates.clone(),
             filters: self.filters.clone(),
             schema: self.schema(),
         };
         let batch_size = context.session_config().batch_size().max(1);
-        let reservation = MemoryConsumer::new(format!("PerUserExec[{partition}]"))
+        let reservation = MemoryConsumer::new(format!("{}[{partition}]", self.name()))
             .register(context.memory_pool());
         let out = futures::stream::once(async move {
-            let result = job.run(input, &reservation).await;
+            let result = match job.kind {
+                Kind::PerUser => job.run::<UserGroups>(input, &reservation).await,
+                Kind::PartialByText => job.run::<TextGroups>(input, &reservation).await,
+            };
             drop(reservation);
             result
         })
@@ -368,6 +540,7 @@ impl ExecutionPlan for PerUserExec {
 
 /// One partition's aggregation.
 struct Aggregation {
+    kind: Kind,
     key: Arc<dyn PhysicalExpr>,
     aggregates: Vec<Arc<AggregateFunctionExpr>>,
     filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
@@ -375,7 +548,7 @@ struct Aggregation {
 }
 
 impl Aggregation {
-    async fn run(
+    async fn run<K: GroupKeys>(
         self,
         mut input: SendableRecordBatchStream,
         reservation: &datafusion::execution::memory_pool::MemoryReservation,
@@ -385,16 +558,13 @@ impl Aggregation {
             .iter()
             .map(|a| a.create_groups_accumulator())
             .collect::<Result<_>>()?;
-        let mut users = UserGroups::default();
+        let mut keys = K::default();
         let mut groups = Vec::new();
         while let Some(batch) = input.next().await {
             let batch = batch?;
             let rows = batch.num_rows();
-            let keys = self.key.evaluate(&batch)?.into_array(rows)?;
-            let keys = keys
-                .as_primitive_opt::<Decimal128Type>()
-                .ok_or_else(|| DataFusionError::Internal("the user key is not a key".into()))?;
-            users.intern(keys, &mut groups)?;
+            let key = self.key.evaluate(&batch)?.into_array(rows)?;
+            keys.intern_array(&key, &mut groups)?;
             for ((acc, aggregate), filter) in accumulators
                 .iter_mut()
                 .zip(&self.aggregates)
@@ -415,14 +585,17 @@ impl Aggregation {
                     })?),
                     None => None,
                 };
-                acc.update_batch(&values, &groups, filter, users.len())?;
+                acc.update_batch(&values, &groups, filter, keys.groups())?;
             }
-            let held = users.size() + accumulators.iter().map(|a| a.size()).sum::<usize>();
+            let held = keys.bytes() + accumulators.iter().map(|a| a.size()).sum::<usize>();
             reservation.try_resize(held)?;
         }
-        let mut columns = vec![users.into_key_column()?];
+        let mut columns = vec![keys.into_column()?];
         for acc in &mut accumulators {
-            columns.push(acc.evaluate(EmitTo::All)?);
+            match self.kind {
+                Kind::PerUser => columns.push(acc.evaluate(EmitTo::All)?),
+                Kind::PartialByText => columns.extend(acc.state(EmitTo::All)?),
+            }
         }
         Ok(RecordBatch::try_new(self.schema, columns)?)
     }
@@ -437,7 +610,10 @@ impl PhysicalOptimizerRule for PerUserRule {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        super::rewrite_plan(plan, per_user)
+        super::rewrite_plan(plan, |node| match per_user(node)? {
+            Some(exec) => Ok(Some(exec)),
+            None => partial_by_text(node),
+        })
     }
 
     fn name(&self) -> &str {
@@ -480,6 +656,39 @@ fn per_user(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPla
         return Ok(None);
     }
     Ok(Some(Arc::new(PerUserExec::new(
+        Kind::PerUser,
+        Arc::clone(agg.input()),
+        Arc::clone(key),
+        agg.aggr_expr().to_vec(),
+        agg.filter_expr().to_vec(),
+        agg.schema(),
+    ))))
+}
+
+/// The partial stage of an aggregation grouped by one text (`Utf8View`) column, whose
+/// functions all have groups accumulators and need no order or distinct values, as a
+/// [`PerUserExec`] of [`Kind::PartialByText`].
+fn partial_by_text(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(agg) = node.downcast_ref::<AggregateExec>() else {
+        return Ok(None);
+    };
+    let group_by = agg.group_expr();
+    let [(key, _)] = group_by.expr() else {
+        return Ok(None);
+    };
+    if *agg.mode() != AggregateMode::Partial
+        || !group_by.is_single()
+        || key.data_type(&agg.input().schema())? != arrow::datatypes::DataType::Utf8View
+        || agg.limit_options().is_some()
+        || agg.aggr_expr().is_empty()
+        || !agg.aggr_expr().iter().all(|a| {
+            a.groups_accumulator_supported() && a.order_bys().is_empty() && !a.is_distinct()
+        })
+    {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(PerUserExec::new(
+        Kind::PartialByText,
         Arc::clone(agg.input()),
         Arc::clone(key),
         agg.aggr_expr().to_vec(),
@@ -549,5 +758,52 @@ mod tests {
         let column = users.into_key_column().unwrap();
         assert!(column.is_null(0));
         assert!(column.is_valid(1));
+    }
+    #[test]
+    fn text_values_get_one_group_each_however_their_views_are_laid_out() {
+        let long_a = "a value longer than twelve bytes";
+        let long_b = "a value longer than twelve bytez";
+        let values = [
+            Some("US"),
+            Some("US"),
+            Some(long_a),
+            None,
+            Some("DE"),
+            Some(long_a),
+            Some("US"),
+            Some(long_b),
+            Some(""),
+            None,
+            Some("twelve bytes"),
+            Some("twelve bytes"),
+        ];
+        let separate = arrow::array::StringViewArray::from(values.to_vec());
+        let mut shared = arrow::array::StringViewBuilder::new().with_deduplicate_strings();
+        values.iter().for_each(|v| shared.append_option(*v));
+        let mut groups = Vec::new();
+        for array in [separate, shared.finish()] {
+            let mut text = TextGroups::default();
+            // Twice: the second time every value is known.
+            for _ in 0..2 {
+                text.intern(&array, &mut groups).unwrap();
+                assert_eq!(groups, vec![0, 0, 1, 2, 3, 1, 0, 4, 5, 2, 6, 6]);
+            }
+            assert_eq!(text.groups(), 7);
+            let column = text.into_column().unwrap();
+            let column = column.as_string_view();
+            let got: Vec<Option<&str>> = column.iter().collect();
+            assert_eq!(
+                got,
+                vec![
+                    Some("US"),
+                    Some(long_a),
+                    None,
+                    Some("DE"),
+                    Some(long_b),
+                    Some(""),
+                    Some("twelve bytes")
+                ]
+            );
+        }
     }
 }
