@@ -150,7 +150,7 @@ impl UserGroups {
             if let Some(&(_, Some(ahead))) = runs.get(r + PROBE_AHEAD)
                 && let Some(slot) = self.slots.get(halves(ahead).0 as usize & mask)
             {
-                prefetch(slot);
+                super::prefetch(slot);
             }
             let g = match key {
                 Some(key) => self.probe(key, mask)?,
@@ -355,20 +355,6 @@ impl GroupKeys for TextGroups {
             self.values.iter().map(|v| v.as_deref()),
         )))
     }
-}
-
-/// Asks the CPU to bring `slot`'s cache line in without waiting for it.
-#[inline]
-fn prefetch(slot: &Slot) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it reads nothing into the program and cannot fault;
-    // the pointer comes from a reference, so it is valid anyway.
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>((slot as *const Slot).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = slot;
 }
 
 #[inline]

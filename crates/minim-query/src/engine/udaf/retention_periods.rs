@@ -335,13 +335,17 @@ impl GroupsAccumulator for PeriodsGroups {
         let returns = i64_column(RETENTION_PERIODS, returns, "return_period is not BIGINT")?;
         let width = self.width;
         if let Some(dense) = &mut self.dense {
-            // One OR per row and kind into the group's masks. The groups' masks are loaded
-            // once ahead, in one pass of independent loads, so their cache misses overlap.
-            let mut touched = 0u64;
+            // One OR per row and kind into the group's masks. Each run's masks are
+            // prefetched in one pass ahead, so their cache misses overlap.
+            let mut previous = usize::MAX;
             for &g in group_indices {
-                touched ^= dense.get(g).map_or(0, |m| m[0]);
+                if g != previous
+                    && let Some(m) = dense.get(g)
+                {
+                    super::super::prefetch(m);
+                }
+                previous = g;
             }
-            std::hint::black_box(touched);
             let bit = |v: Option<i64>| {
                 v.and_then(|p| usize::try_from(p).ok())
                     .filter(|&p| p < width)
