@@ -71,7 +71,7 @@ struct Slot {
     group: u32,
 }
 
-/// How many runs ahead of its probe `intern` loads a slot.
+/// How many runs ahead of its probe `intern` prefetches a slot.
 const PROBE_AHEAD: usize = 8;
 
 /// Most groups a slot can number.
