@@ -78,17 +78,6 @@ const PROBE_AHEAD: usize = 8;
 const MAX_GROUPS: usize = u32::MAX as usize - 1;
 
 impl UserGroups {
-    pub(crate) fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Heap bytes held.
-    pub(crate) fn size(&self) -> usize {
-        self.slots.capacity() * size_of::<Slot>()
-            + self.keys.capacity() * size_of::<i128>()
-            + self.runs.capacity() * size_of::<(usize, Option<i128>)>()
-    }
-
     /// Makes room for `more` new keys at a load of at most 3/4.
     fn reserve(&mut self, more: usize) -> Result<()> {
         let wanted = self.keys.len().saturating_add(more);
@@ -197,25 +186,6 @@ impl UserGroups {
             at = (at + 1) & mask;
         }
     }
-
-    /// The keys of all groups, in group order, as the key column.
-    fn into_key_column(self) -> Result<ArrayRef> {
-        let (precision, scale) = match USER_KEY_TYPE {
-            arrow::datatypes::DataType::Decimal128(p, s) => (p, s),
-            _ => (38, 0),
-        };
-        let nulls = self.null_group.map(|at| {
-            let mut valid = vec![true; self.keys.len()];
-            if let Some(v) = valid.get_mut(at) {
-                *v = false;
-            }
-            arrow::buffer::NullBuffer::from(valid)
-        });
-        Ok(Arc::new(
-            Decimal128Array::new(self.keys.into(), nulls)
-                .with_precision_and_scale(precision, scale)?,
-        ))
-    }
 }
 
 /// Numbers the groups of one key column for [`Aggregation`].
@@ -238,15 +208,31 @@ impl GroupKeys for UserGroups {
     }
 
     fn groups(&self) -> usize {
-        self.len()
+        self.keys.len()
     }
 
     fn bytes(&self) -> usize {
-        self.size()
+        self.slots.capacity() * size_of::<Slot>()
+            + self.keys.capacity() * size_of::<i128>()
+            + self.runs.capacity() * size_of::<(usize, Option<i128>)>()
     }
 
     fn into_column(self) -> Result<ArrayRef> {
-        self.into_key_column()
+        let (precision, scale) = match USER_KEY_TYPE {
+            arrow::datatypes::DataType::Decimal128(p, s) => (p, s),
+            _ => (38, 0),
+        };
+        let nulls = self.null_group.map(|at| {
+            let mut valid = vec![true; self.keys.len()];
+            if let Some(v) = valid.get_mut(at) {
+                *v = false;
+            }
+            arrow::buffer::NullBuffer::from(valid)
+        });
+        Ok(Arc::new(
+            Decimal128Array::new(self.keys.into(), nulls)
+                .with_precision_and_scale(precision, scale)?,
+        ))
     }
 }
 
@@ -596,10 +582,7 @@ impl PhysicalOptimizerRule for PerUserRule {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        super::rewrite_plan(plan, |node| match per_user(node)? {
-            Some(exec) => Ok(Some(exec)),
-            None => partial_by_text(node),
-        })
+        super::rewrite_plan(plan, keyed_aggregation)
     }
 
     fn name(&self) -> &str {
@@ -611,9 +594,11 @@ impl PhysicalOptimizerRule for PerUserRule {
     }
 }
 
-/// A one-stage (`SinglePartitioned`) aggregation grouped by the user key column alone,
-/// whose functions all have groups accumulators, as a [`PerUserExec`].
-fn per_user(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+/// A one-stage (`SinglePartitioned`) aggregation grouped by the user key column alone, as
+/// a [`PerUserExec`] of [`Kind::PerUser`]; the partial stage of one grouped by a text
+/// (`Utf8View`) column whose functions need no order or distinct values, as one of
+/// [`Kind::PartialByText`]. Either way every function has a groups accumulator.
+fn keyed_aggregation(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(agg) = node.downcast_ref::<AggregateExec>() else {
         return Ok(None);
     };
@@ -621,17 +606,7 @@ fn per_user(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPla
     let [(key, _)] = group_by.expr() else {
         return Ok(None);
     };
-    let input_schema = agg.input().schema();
-    let is_user_key = key.downcast_ref::<Column>().is_some_and(|c| {
-        c.name() == USER_COLUMN
-            && input_schema
-                .fields()
-                .get(c.index())
-                .is_some_and(|f| f.data_type() == &USER_KEY_TYPE)
-    });
-    if *agg.mode() != AggregateMode::SinglePartitioned
-        || !group_by.is_single()
-        || !is_user_key
+    if !group_by.is_single()
         || agg.limit_options().is_some()
         || agg.aggr_expr().is_empty()
         || !agg
@@ -641,40 +616,32 @@ fn per_user(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPla
     {
         return Ok(None);
     }
-    Ok(Some(Arc::new(PerUserExec::new(
-        Kind::PerUser,
-        Arc::clone(agg.input()),
-        Arc::clone(key),
-        agg.aggr_expr().to_vec(),
-        agg.filter_expr().to_vec(),
-        agg.schema(),
-    ))))
-}
-
-/// The partial stage of an aggregation grouped by one text (`Utf8View`) column, whose
-/// functions all have groups accumulators and need no order or distinct values, as a
-/// [`PerUserExec`] of [`Kind::PartialByText`].
-fn partial_by_text(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    let Some(agg) = node.downcast_ref::<AggregateExec>() else {
-        return Ok(None);
+    let input_schema = agg.input().schema();
+    let kind = match agg.mode() {
+        AggregateMode::SinglePartitioned
+            if key.downcast_ref::<Column>().is_some_and(|c| {
+                c.name() == USER_COLUMN
+                    && input_schema
+                        .fields()
+                        .get(c.index())
+                        .is_some_and(|f| f.data_type() == &USER_KEY_TYPE)
+            }) =>
+        {
+            Kind::PerUser
+        }
+        AggregateMode::Partial
+            if key.data_type(&input_schema)? == arrow::datatypes::DataType::Utf8View
+                && agg
+                    .aggr_expr()
+                    .iter()
+                    .all(|a| a.order_bys().is_empty() && !a.is_distinct()) =>
+        {
+            Kind::PartialByText
+        }
+        _ => return Ok(None),
     };
-    let group_by = agg.group_expr();
-    let [(key, _)] = group_by.expr() else {
-        return Ok(None);
-    };
-    if *agg.mode() != AggregateMode::Partial
-        || !group_by.is_single()
-        || key.data_type(&agg.input().schema())? != arrow::datatypes::DataType::Utf8View
-        || agg.limit_options().is_some()
-        || agg.aggr_expr().is_empty()
-        || !agg.aggr_expr().iter().all(|a| {
-            a.groups_accumulator_supported() && a.order_bys().is_empty() && !a.is_distinct()
-        })
-    {
-        return Ok(None);
-    }
     Ok(Some(Arc::new(PerUserExec::new(
-        Kind::PartialByText,
+        kind,
         Arc::clone(agg.input()),
         Arc::clone(key),
         agg.aggr_expr().to_vec(),
@@ -708,8 +675,8 @@ mod tests {
                 assert_eq!(*seen.entry(k).or_insert(next), g, "key {k}");
             }
         }
-        assert_eq!(users.len(), 5_000);
-        let column = users.into_key_column().unwrap();
+        assert_eq!(users.groups(), 5_000);
+        let column = users.into_column().unwrap();
         let column = column.as_primitive::<Decimal128Type>();
         for (k, &g) in &seen {
             assert_eq!(column.value(g), *k);
@@ -740,8 +707,8 @@ mod tests {
             )
             .unwrap();
         assert_eq!(groups, vec![0, 1, 0, 1, 2]);
-        assert_eq!(users.len(), 3);
-        let column = users.into_key_column().unwrap();
+        assert_eq!(users.groups(), 3);
+        let column = users.into_column().unwrap();
         assert!(column.is_null(0));
         assert!(column.is_valid(1));
     }
