@@ -207,3 +207,97 @@ fn shredded_segments_serve_property_columns() {
     assert_eq!(got[&Some("free".to_owned())], (20, Some(400.0)));
     store.shutdown().unwrap();
 }
+
+/// A time comparison that every event of the scanned segments satisfies is dropped from
+/// the filter over their scan (`time_filter.rs`); one that cuts into a segment, and the
+/// memtable's filter, stay. The counts are the same either way.
+#[test]
+fn time_comparisons_true_for_whole_segments_leave_their_filter() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let p = ProjectId::new("p").unwrap();
+    // 40 events a minute apart from midnight: 30 in a segment, 10 in the memtable.
+    let events: Vec<Event> = (0..40).map(|i| ev(i, "{}".to_owned())).collect();
+    let t = |i: i64| 1_767_225_600_000 + i * 60_000;
+    for part in [&events[..30], &events[30..]] {
+        store
+            .append_blocking(EventBatch {
+                project: p.clone(),
+                events: part.to_vec(),
+            })
+            .unwrap();
+        if part.len() == 30 {
+            store.flush().unwrap();
+        }
+    }
+    let snapshot = store.snapshot();
+    assert_eq!(snapshot.segments.len(), 1);
+
+    let run = |lo: i64, hi: i64| {
+        let sql = format!(
+            "SELECT count(*) FROM events WHERE timestamp >= to_timestamp_millis({lo}) \
+             AND timestamp < to_timestamp_millis({hi})"
+        );
+        rt.block_on(async {
+            let ctx = engine::session(&snapshot, &p, &[]).await.unwrap();
+            let df = ctx.sql(&sql).await.unwrap();
+            let physical = df.clone().create_physical_plan().await.unwrap();
+            let plan = datafusion::physical_plan::displayable(physical.as_ref())
+                .indent(true)
+                .to_string();
+            let batches = df.collect().await.unwrap();
+            let n = batches[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .value(0);
+            (n, plan)
+        })
+    };
+    let filters = |plan: &str| -> Vec<String> {
+        plan.lines()
+            .filter(|l| l.contains("FilterExec"))
+            .map(|l| l.trim().to_owned())
+            .collect()
+    };
+
+    // The whole day: the segment's filter keeps no time comparison; the memtable's both.
+    let (n, plan) = run(t(0), t(24 * 60));
+    assert_eq!(n, 40);
+    let f = filters(&plan);
+    assert_eq!(f.len(), 2, "{plan}");
+    assert_eq!(
+        f.iter().filter(|l| l.contains("timestamp")).count(),
+        1,
+        "{plan}"
+    );
+    assert!(
+        f.iter().any(|l| l.starts_with("FilterExec: true")),
+        "{plan}"
+    );
+
+    // From minute 10: cuts into the segment (minutes 0..=29), so its lower bound stays
+    // while its upper bound goes.
+    let (n, plan) = run(t(10), t(24 * 60));
+    assert_eq!(n, 30);
+    let segment_filter = filters(&plan)
+        .into_iter()
+        .filter(|l| l.matches("timestamp").count() == 1)
+        .collect::<Vec<_>>();
+    assert_eq!(segment_filter.len(), 1, "{plan}");
+    assert!(segment_filter[0].contains(">="), "{plan}");
+
+    // Up to minute 20 (exclusive): the upper bound cuts into the segment.
+    let (n, _) = run(t(0), t(20));
+    assert_eq!(n, 20);
+    store.shutdown().unwrap();
+}

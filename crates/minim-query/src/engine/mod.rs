@@ -21,6 +21,7 @@ mod per_user;
 mod retention;
 mod sql;
 mod table;
+mod time_filter;
 mod trends;
 mod udaf;
 mod udf;
@@ -479,15 +480,18 @@ async fn session_with_limits(
             DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
         )
         .build_arc()?;
-    let live: std::collections::HashSet<String> = snapshot
-        .segments
-        .iter()
-        .filter_map(|s| {
-            datafusion::object_store::path::Path::from_filesystem_path(&s.path)
-                .ok()
-                .map(|p| p.to_string())
-        })
-        .collect();
+    let times = time_filter::SegmentTimes(
+        snapshot
+            .segments
+            .iter()
+            .filter_map(|s| {
+                datafusion::object_store::path::Path::from_filesystem_path(&s.path)
+                    .ok()
+                    .map(|p| (p.to_string(), (s.meta.min_ts_ms, s.meta.max_ts_ms)))
+            })
+            .collect(),
+    );
+    let live: std::collections::HashSet<String> = times.0.keys().cloned().collect();
     metadata.retain_live(&live);
     let state = SessionStateBuilder::new()
         .with_config(session_config)
@@ -496,6 +500,9 @@ async fn session_with_limits(
         .with_physical_optimizer_rule(Arc::new(metadata::CacheRule {
             cache: Arc::clone(metadata),
             personal: visibility.personal,
+        }))
+        .with_physical_optimizer_rule(Arc::new(time_filter::TimeFilterRule {
+            times: Arc::new(times),
         }))
         .with_physical_optimizer_rule(Arc::new(one_stage::OneStageRule))
         .with_physical_optimizer_rule(Arc::new(per_user::PerUserRule))
