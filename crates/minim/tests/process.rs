@@ -15,8 +15,8 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_minim");
 
-/// A temporary data directory; its keys directory (`<dir>.keys`, beside it, as by
-/// default) is removed with it.
+/// A temporary data directory; its keys directory (`<dir>.keys`) and audit signing key
+/// (`<dir>.audit-key` and `.pub`), beside it as by default, are removed with it.
 struct TestDir(tempfile::TempDir);
 
 impl TestDir {
@@ -28,6 +28,11 @@ impl TestDir {
 impl Drop for TestDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(Keyring::default_dir(self.0.path()));
+        for suffix in [".audit-key", ".audit-key.pub"] {
+            let mut key = self.0.path().as_os_str().to_owned();
+            key.push(suffix);
+            let _ = std::fs::remove_file(key);
+        }
     }
 }
 
