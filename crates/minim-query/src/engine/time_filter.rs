@@ -4,8 +4,8 @@
 //! Queries ask for whole days and segments hold one day each, so the range filter every
 //! query carries (`start <= timestamp < end`) prunes whole segments at planning, and is
 //! then true for every row of the segments that are read: evaluating it costs two
-//! comparisons per event and a mask to combine, ~8% of a daily trend. The segments' event
-//! time bounds are in the store's manifest ([`SegmentTimes`], from the session's
+//! comparisons per event and a mask to combine (3–7% of a daily trend). The segments'
+//! event time bounds are in the store's manifest ([`SegmentTimes`], from the session's
 //! snapshot); a comparison is dropped only when the bounds of *all* files of the scan
 //! satisfy it, and a scan of anything else (the memtable) keeps its filter whole. So the
 //! rows that pass are the same.
