@@ -140,9 +140,12 @@ proptest! {
     }
 }
 
-/// A segment that shredded a property serves its column; the memtable computes it.
-#[test]
-fn shredded_segments_serve_property_columns() {
+/// A store holding `events` of project `p`: the first `in_segment` flushed to a segment,
+/// the rest in the memtable. Also a runtime for the queries and the store's directory.
+fn segment_and_memtable(
+    events: &[Event],
+    in_segment: usize,
+) -> (tokio::runtime::Runtime, tempfile::TempDir, Store, ProjectId) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -154,6 +157,32 @@ fn shredded_segments_serve_property_columns() {
     })
     .unwrap();
     let p = ProjectId::new("p").unwrap();
+    let (flushed, kept) = events.split_at(in_segment);
+    for (part, flush) in [(flushed, true), (kept, false)] {
+        store
+            .append_blocking(EventBatch {
+                project: p.clone(),
+                events: part.to_vec(),
+            })
+            .unwrap();
+        if flush {
+            store.flush().unwrap();
+        }
+    }
+    (rt, dir, store, p)
+}
+
+/// The physical plan of `df`, one operator per line.
+async fn physical_plan(df: &datafusion::prelude::DataFrame) -> String {
+    let physical = df.clone().create_physical_plan().await.unwrap();
+    datafusion::physical_plan::displayable(physical.as_ref())
+        .indent(true)
+        .to_string()
+}
+
+/// A segment that shredded a property serves its column; the memtable computes it.
+#[test]
+fn shredded_segments_serve_property_columns() {
     let events: Vec<Event> = (0..40)
         .map(|i| {
             ev(
@@ -165,19 +194,7 @@ fn shredded_segments_serve_property_columns() {
             )
         })
         .collect();
-    store
-        .append_blocking(EventBatch {
-            project: p.clone(),
-            events: events[..30].to_vec(),
-        })
-        .unwrap();
-    store.flush().unwrap();
-    store
-        .append_blocking(EventBatch {
-            project: p.clone(),
-            events: events[30..].to_vec(),
-        })
-        .unwrap();
+    let (rt, _dir, store, p) = segment_and_memtable(&events, 30);
     let snapshot = store.snapshot();
     assert_eq!(snapshot.segments[0].meta.shredded, vec!["n", "plan"]);
 
@@ -189,10 +206,7 @@ fn shredded_segments_serve_property_columns() {
             .sql(r#"SELECT "prop:plan", count(*) FROM events GROUP BY 1"#)
             .await
             .unwrap();
-        let physical = df.create_physical_plan().await.unwrap();
-        datafusion::physical_plan::displayable(physical.as_ref())
-            .indent(true)
-            .to_string()
+        physical_plan(&df).await
     });
     // The Parquet scan reads the column; only the memtable branch calls prop_str.
     assert!(plan.contains("prop:plan"), "{plan}");
@@ -213,31 +227,10 @@ fn shredded_segments_serve_property_columns() {
 /// memtable's filter, stay. The counts are the same either way.
 #[test]
 fn time_comparisons_true_for_whole_segments_leave_their_filter() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..StoreConfig::default()
-    })
-    .unwrap();
-    let p = ProjectId::new("p").unwrap();
     // 40 events a minute apart from midnight: 30 in a segment, 10 in the memtable.
     let events: Vec<Event> = (0..40).map(|i| ev(i, "{}".to_owned())).collect();
     let t = |i: i64| 1_767_225_600_000 + i * 60_000;
-    for part in [&events[..30], &events[30..]] {
-        store
-            .append_blocking(EventBatch {
-                project: p.clone(),
-                events: part.to_vec(),
-            })
-            .unwrap();
-        if part.len() == 30 {
-            store.flush().unwrap();
-        }
-    }
+    let (rt, _dir, store, p) = segment_and_memtable(&events, 30);
     let snapshot = store.snapshot();
     assert_eq!(snapshot.segments.len(), 1);
 
@@ -249,10 +242,7 @@ fn time_comparisons_true_for_whole_segments_leave_their_filter() {
         rt.block_on(async {
             let ctx = engine::session(&snapshot, &p, &[]).await.unwrap();
             let df = ctx.sql(&sql).await.unwrap();
-            let physical = df.clone().create_physical_plan().await.unwrap();
-            let plan = datafusion::physical_plan::displayable(physical.as_ref())
-                .indent(true)
-                .to_string();
+            let plan = physical_plan(&df).await;
             let batches = df.collect().await.unwrap();
             let n = batches[0]
                 .column(0)
