@@ -15,6 +15,7 @@ use minim_query::engine::EngineConfig;
 use minim_server::{SecurityConfig, ServerConfig};
 use minim_store::StoreConfig;
 
+use crate::allocator::MemoryConfig;
 use crate::keys::CryptoConfig;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -34,6 +35,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Encryption at rest: where the keys live (`[crypto]`).
     pub crypto: CryptoConfig,
+    /// How the process holds memory (`[memory]`): the allocator's purge delay.
+    pub memory: MemoryConfig,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -74,6 +77,7 @@ impl Default for Config {
             privacy: PrivacyConfig::default(),
             security: SecurityConfig::default(),
             crypto: CryptoConfig::default(),
+            memory: MemoryConfig::default(),
         }
     }
 }
@@ -82,7 +86,7 @@ impl Default for Config {
 /// (e.g. `MINIM_INGEST_KEY` for the load tool) are not configuration.
 const ENV_KEYS: &[&str] = &[
     "data_dir", "listen", "logging", "server", "ingest", "store", "query", "privacy", "security",
-    "crypto",
+    "crypto", "memory",
 ];
 
 /// Values given on the command line (highest precedence).
@@ -139,6 +143,9 @@ impl Config {
         self.crypto
             .validate(&self.data_dir)
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.memory
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: memory.{e}"))?;
         self.privacy
             .trusted_proxy_nets()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;

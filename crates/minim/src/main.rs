@@ -1,6 +1,7 @@
 //! The `minim` binary: command-line interface, configuration loading and wiring.
 
 mod access_cmd;
+mod allocator;
 mod backup;
 mod config;
 mod keys;
@@ -19,11 +20,6 @@ use minim_core::time::Clock;
 use minim_meta::{MetaStore, Role, SqliteMeta};
 
 use crate::config::{Config, LogFormat, Overrides};
-
-/// mimalloc: the ingest path allocates many small strings on the async workers and the
-/// flusher frees them in bulk; glibc malloc's arena locks showed up as latency stalls.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -170,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             },
         )?;
         init_logging(&cfg);
+        allocator::configure(&cfg.memory);
         Ok(cfg)
     };
     match cli.command {
@@ -353,6 +350,10 @@ pub(crate) fn open_audit(cfg: &Config) -> anyhow::Result<minim_server::Audit> {
 }
 
 fn serve(cfg: Config) -> anyhow::Result<()> {
+    tracing::info!(
+        allocator_purge_delay_ms = allocator::purge_delay_ms(),
+        "memory"
+    );
     let meta: Arc<dyn MetaStore> = Arc::new(open_meta(&cfg)?);
     let store = minim_store::Store::open(cfg.store_config()?).context("opening the event store")?;
     let app = minim_server::App::new(

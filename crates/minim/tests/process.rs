@@ -376,6 +376,66 @@ fn invalid_config_is_a_startup_error_naming_the_field() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ingest.max_body_bytes"));
+
+    let out = minim(dir.path())
+        .env("MINIM_MEMORY__ALLOCATOR_PURGE_DELAY_MS", "-2")
+        .args(["project", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("memory.allocator_purge_delay_ms"), "{err}");
+}
+
+/// The allocator purge delay a server started with `env` reports at start-up.
+fn reported_purge_delay(env: &[(&str, &str)]) -> i64 {
+    use std::io::BufRead;
+    let dir = test_dir();
+    let mut cmd = minim(dir.path());
+    cmd.env("MINIM_LOG", "info")
+        .env_remove("MIMALLOC_PURGE_DELAY")
+        .env_remove("MIMALLOC_RESET_DELAY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _server = Server {
+        child,
+        url: String::new(),
+    };
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if let Some((_, rest)) = line.split_once("allocator_purge_delay_ms=") {
+            let value = rest.split_whitespace().next().unwrap_or_default();
+            return value.parse().unwrap();
+        }
+    }
+    panic!("the server exited without reporting its allocator purge delay");
+}
+
+/// Freed memory stays with the server 10 s by default (queries reuse it instead of the
+/// kernel zeroing fresh pages); `[memory] allocator_purge_delay_ms` sets it; mimalloc's
+/// own `MIMALLOC_PURGE_DELAY` wins over both.
+#[test]
+fn allocator_purge_delay_follows_config_unless_mimalloc_is_told() {
+    assert_eq!(reported_purge_delay(&[]), 10_000);
+    assert_eq!(
+        reported_purge_delay(&[("MINIM_MEMORY__ALLOCATOR_PURGE_DELAY_MS", "-1")]),
+        -1
+    );
+    assert_eq!(
+        reported_purge_delay(&[
+            ("MINIM_MEMORY__ALLOCATOR_PURGE_DELAY_MS", "-1"),
+            ("MIMALLOC_PURGE_DELAY", "1234"),
+        ]),
+        1234
+    );
 }
 
 #[test]
