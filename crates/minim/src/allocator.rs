@@ -75,6 +75,7 @@ pub fn configure(cfg: &MemoryConfig) -> i64 {
 }
 
 /// The purge delay the allocator uses now, ms.
+#[allow(clippy::useless_conversion)] // `long` is 32 bits on some targets
 pub fn purge_delay_ms() -> i64 {
     // SAFETY: reads one option word.
     i64::from(unsafe { minim_allocator_purge_delay() })

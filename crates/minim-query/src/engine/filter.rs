@@ -17,6 +17,7 @@ use minim_store::segment::{COL_DISTINCT_ID, COL_EVENT, COL_PROPERTIES, COL_TIMES
 use minim_store::shred::prop_column;
 use serde_json::Value;
 
+use super::bucket::bucket_of;
 use super::udf::{PROP_NUM, PROP_STR};
 use crate::props::{value_number, value_string};
 use crate::spec::{Filter, FilterOp, Interval};
@@ -180,8 +181,7 @@ pub(crate) fn event_is(name: &str) -> Expr {
 /// `first_ms` (itself a bucket start). Evaluate it only for events at or after
 /// `first_ms`: integer division truncates towards zero.
 pub(crate) fn bucket_index(interval: Interval, first_ms: i64) -> Result<Expr> {
-    let ms = cast(col(COL_TIMESTAMP), DataType::Int64);
-    let per = |width: i64| (ms.clone() - lit(first_ms)) / lit(width);
+    let per = |width: i64| bucket_of(col(COL_TIMESTAMP), first_ms, width);
     Ok(match interval {
         Interval::Hour => per(MS_PER_HOUR),
         Interval::Day => per(MS_PER_DAY),

@@ -9,6 +9,7 @@
 //! event data never lands in temp files), a timeout that cancels the plan, and a cap
 //! on SQL result rows.
 
+mod bucket;
 mod columns;
 mod encryption;
 mod events;
