@@ -10,7 +10,10 @@
 //! with no allocation per row or per group. Rows where no condition holds are dropped on
 //! arrival: they cannot be part of any chain.
 //!
-//! **Emission.** The rows of the emitted groups are gathered group by group (a stable
+//! **Emission.** A group with no first-step or no second-step row has level 0 or 1,
+//! which a summary of its rows (mask OR, latest first-step time and its breakdown) gives
+//! without ordering them; answers take it from that ([`Grouped::short`]) and only the
+//! other groups' rows are gathered. The rows of the emitted groups are gathered group by group (a stable
 //! counting sort, linear), a range of groups at a time so that the copy is at most an
 //! eighth of the stored rows (see [`Grouped`]); each group is sorted by time unless it
 //! arrived sorted (the common case: segments are sorted by user and time), and scanned
@@ -444,13 +447,23 @@ const GATHER_MIN_ROWS: usize = 1 << 20;
 /// a range of groups at a time (a stable counting sort of the rows of the runs in the
 /// range), so reading all groups needs at most an eighth of the stored rows, or
 /// [`GATHER_MIN_ROWS`], again rather than a second copy of them all.
+///
+/// Built for answers ([`Grouped::for_answers`]), a group whose rows have no first-step
+/// or no second-step condition is answered from a summary of its rows taken in the same
+/// pass that counts them ([`Grouped::short`]) and its rows are never gathered: in a
+/// typical funnel most users never reach the second step, and gathering their rows
+/// (random writes, one cache miss a run) was the largest part of evaluation.
 pub(super) struct Grouped<'a> {
     ts: &'a Chunked<i64>,
     masks: &'a Masks,
     breakdowns: &'a Chunked<u32>,
     runs: &'a Chunked<Run>,
-    /// Rows of each group.
+    /// Rows of each group (0 for a short group: nothing of it is gathered).
     counts: Vec<u32>,
+    /// Per group, its rows summarized (empty unless built for answers).
+    summaries: Vec<Summary>,
+    /// The funnel's number of steps (for answers).
+    steps: usize,
     /// Most rows gathered at once (unless one group has more).
     chunk_rows: usize,
     /// The gathered groups are `first..first + offsets.len() - 1`; group `first + i`'s
@@ -460,28 +473,152 @@ pub(super) struct Grouped<'a> {
     entries: Vec<Entry>,
 }
 
+/// How many runs ahead [`Grouped::new`] prefetches a group's summary.
+const SUMMARY_AHEAD: usize = 8;
+
+/// What a group's rows say without ordering them: enough to answer a group that never
+/// reaches a second step (see [`Grouped::short`]).
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    /// Rows of the group.
+    count: u32,
+    /// The OR of the rows' step masks.
+    or: u32,
+    /// The latest time of a first-step row (meaningful when bit 0 of `or` is set).
+    last_first: i64,
+    /// The smallest breakdown (NULL first, then byte order) of first-step rows at
+    /// `last_first`.
+    breakdown: u32,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            or: 0,
+            last_first: i64::MIN,
+            breakdown: 0,
+        }
+    }
+}
+
+impl Summary {
+    /// Adds rows `ts[i]`, `masks[i]`, `breakdowns[i]` (0 when absent).
+    fn add<M: Copy + Into<u32>>(
+        &mut self,
+        ts: &[i64],
+        masks: &[M],
+        breakdowns: &[u32],
+        interner: &Interner,
+    ) {
+        for (i, (&t, &m)) in ts.iter().zip(masks).enumerate() {
+            let m: u32 = m.into();
+            self.or |= m;
+            if m & 1 == 0 || t < self.last_first {
+                continue;
+            }
+            let b = breakdowns.get(i).copied().unwrap_or(0);
+            if t > self.last_first {
+                self.last_first = t;
+                self.breakdown = b;
+            } else if b != self.breakdown {
+                // A tie: the smaller value; `get` is `None` (sorting first) for NULL.
+                self.breakdown = if interner.get(b) < interner.get(self.breakdown) {
+                    b
+                } else {
+                    self.breakdown
+                };
+            }
+        }
+    }
+
+    /// The answer when the group cannot pass the first step.
+    fn short(&self, steps: usize) -> Option<Short> {
+        let first = self.or & 1 != 0;
+        (!first || steps <= 1 || self.or & 2 == 0).then_some(Short {
+            level: usize::from(first),
+            start: self.last_first,
+            breakdown: self.breakdown,
+        })
+    }
+}
+
+/// The answer of a group with no first-step row (level 0) or no second-step row
+/// (level 1: any first-step row is a chain of one step, and [`reach`] keeps the latest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Short {
+    /// 0 or 1.
+    pub level: usize,
+    /// The chain's first-step time (level 1): the latest first-step row's.
+    pub start: i64,
+    /// The breakdown [`first_breakdown`] picks at `start` (level 1).
+    pub breakdown: u32,
+}
+
 impl Grouped<'static> {
     /// `n` groups without rows.
     pub fn empty(n: usize) -> Self {
-        Grouped::new(&NO_TS, &NO_MASKS, &NO_BREAKDOWNS, &NO_RUNS, n)
+        Grouped::new(&NO_TS, &NO_MASKS, &NO_BREAKDOWNS, &NO_RUNS, n, None)
     }
 }
 
 impl<'a> Grouped<'a> {
+    /// With `answers` (the number of steps and the breakdown interner), groups that
+    /// cannot pass the first step are summarized instead of gathered.
     fn new(
         ts: &'a Chunked<i64>,
         masks: &'a Masks,
         breakdowns: &'a Chunked<u32>,
         runs: &'a Chunked<Run>,
         n: usize,
+        answers: Option<(usize, &Interner)>,
     ) -> Self {
         let mut counts = vec![0u32; n];
-        let mut start = 0;
-        for run in runs.iter() {
-            if let Some(c) = counts.get_mut(run.group as usize) {
-                *c += run.end - start;
+        let mut summaries = Vec::new();
+        match answers {
+            None => {
+                let mut start = 0;
+                for run in runs.iter() {
+                    if let Some(c) = counts.get_mut(run.group as usize) {
+                        *c += run.end - start;
+                    }
+                    start = run.end;
+                }
             }
-            start = run.end;
+            Some((_, interner)) => {
+                summaries = vec![Summary::default(); n];
+                let mut start = 0;
+                for (r, run) in runs.iter().enumerate() {
+                    // Runs come in arrival order, groups anywhere: fetch ahead.
+                    if let Some(ahead) = runs.get(r + SUMMARY_AHEAD)
+                        && let Some(s) = summaries.get(ahead.group as usize)
+                    {
+                        crate::engine::prefetch(s);
+                    }
+                    let Some(summary) = summaries.get_mut(run.group as usize) else {
+                        start = run.end;
+                        continue;
+                    };
+                    summary.count += run.end - start;
+                    for part in chunk_parts(start as usize..run.end as usize) {
+                        let (t, b) = (ts.part(part.clone()), breakdowns.part(part.clone()));
+                        match masks {
+                            Masks::Narrow(m) => summary.add(t, m.part(part), b, interner),
+                            Masks::Wide(m) => summary.add(t, m.part(part), b, interner),
+                        }
+                    }
+                    start = run.end;
+                }
+            }
+        }
+        let steps = answers.map_or(0, |(steps, _)| steps);
+        for (c, summary) in counts.iter_mut().zip(&summaries) {
+            // Nothing of a short group is gathered.
+            *c = if summary.short(steps).is_some() {
+                0
+            } else {
+                summary.count
+            };
         }
         Self {
             ts,
@@ -489,6 +626,8 @@ impl<'a> Grouped<'a> {
             breakdowns,
             runs,
             counts,
+            summaries,
+            steps,
             chunk_rows: GATHER_MIN_ROWS.max(ts.len() / 8),
             first: 0,
             offsets: vec![0],
@@ -498,6 +637,12 @@ impl<'a> Grouped<'a> {
 
     pub fn num_groups(&self) -> usize {
         self.counts.len()
+    }
+
+    /// Group `g`'s answer without its rows, when it cannot pass the first step (only
+    /// when built for answers; [`Self::group_mut`] is then empty for it).
+    pub fn short(&self, g: usize) -> Option<Short> {
+        self.summaries.get(g)?.short(self.steps)
     }
 
     /// Gathers the rows of the groups from `first` on, as many groups as fit in
@@ -518,7 +663,17 @@ impl<'a> Grouped<'a> {
         let end = first + self.offsets.len() - 1;
         self.entries.clear();
         self.entries.resize(total, Entry::default());
-        let mut next: Vec<usize> = self.offsets.iter().take(end - first).copied().collect();
+        // Where each group's next row goes; `usize::MAX` for a short group (not gathered).
+        let mut next: Vec<usize> = (first..end)
+            .zip(&self.offsets)
+            .map(|(g, &at)| {
+                if self.short(g).is_some() {
+                    usize::MAX
+                } else {
+                    at
+                }
+            })
+            .collect();
         let mut start = 0;
         for run in self.runs.iter() {
             let rows = start..run.end as usize;
@@ -527,7 +682,7 @@ impl<'a> Grouped<'a> {
             if g < first || g >= end {
                 continue;
             }
-            let Some(at) = next.get_mut(g - first) else {
+            let Some(at) = next.get_mut(g - first).filter(|at| **at != usize::MAX) else {
                 continue;
             };
             for part in chunk_parts(rows) {
@@ -813,14 +968,23 @@ impl FunnelRows {
     /// Takes out the intermediate state of the groups `emit_to` names.
     pub fn emit_state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let breakdown = self.args.breakdown;
-        self.emit(emit_to, |grouped, interner| {
+        self.emit_groups(emit_to, false, |grouped, interner| {
             Ok(vec![state_array(breakdown, grouped, interner)?])
         })
     }
 
-    /// The rows of the first `n` groups, group by group (stable), keeping the state.
-    fn grouped(&self, n: usize) -> Grouped<'_> {
-        Grouped::new(&self.ts, &self.masks, &self.breakdowns, &self.runs, n)
+    /// The rows of the first `n` groups, group by group (stable), keeping the state;
+    /// with `answers`, short groups summarized instead (see [`Grouped`]).
+    fn grouped(&self, n: usize, answers: bool) -> Grouped<'_> {
+        let answers = answers.then_some((self.args.steps, &self.interner));
+        Grouped::new(
+            &self.ts,
+            &self.masks,
+            &self.breakdowns,
+            &self.runs,
+            n,
+            answers,
+        )
     }
 
     /// Forgets the rows of the first `n` groups and renumbers the rest from 0.
@@ -896,13 +1060,23 @@ impl FunnelRows {
 
     /// Takes out the groups `emit_to` names: `f` computes the output from their rows
     /// (and the interner their breakdown ids refer to); the rest stays, renumbered.
+    /// `f` answers: short groups come summarized ([`Grouped::short`]).
     pub fn emit<R>(
         &mut self,
         emit_to: EmitTo,
         f: impl FnOnce(Grouped<'_>, &Interner) -> Result<R>,
     ) -> Result<R> {
+        self.emit_groups(emit_to, true, f)
+    }
+
+    fn emit_groups<R>(
+        &mut self,
+        emit_to: EmitTo,
+        answers: bool,
+        f: impl FnOnce(Grouped<'_>, &Interner) -> Result<R>,
+    ) -> Result<R> {
         let n = emit_count(emit_to, self.num_groups);
-        let out = f(self.grouped(n), &self.interner);
+        let out = f(self.grouped(n, answers), &self.interner);
         self.drop_rows(n);
         self.compact_interner();
         out
@@ -910,7 +1084,15 @@ impl FunnelRows {
 
     /// Like [`Self::emit`] for all groups, keeping the state.
     pub fn peek<R>(&self, f: impl FnOnce(Grouped<'_>, &Interner) -> Result<R>) -> Result<R> {
-        f(self.grouped(self.num_groups), &self.interner)
+        self.peek_groups(true, f)
+    }
+
+    fn peek_groups<R>(
+        &self,
+        answers: bool,
+        f: impl FnOnce(Grouped<'_>, &Interner) -> Result<R>,
+    ) -> Result<R> {
+        f(self.grouped(self.num_groups, answers), &self.interner)
     }
 
     /// Bytes held (capacity, not length).
@@ -1197,7 +1379,9 @@ mod tests {
             6,
             "runs merge consecutive rows of one group"
         );
-        let all = rows.peek(|mut g, _| Ok(contents(&mut g))).unwrap();
+        let all = rows
+            .peek_groups(false, |mut g, _| Ok(contents(&mut g)))
+            .unwrap();
         assert_eq!(
             all,
             vec![
@@ -1207,7 +1391,7 @@ mod tests {
             ]
         );
         for chunk_rows in [1, 2, 3, 5] {
-            let mut grouped = rows.grouped(3);
+            let mut grouped = rows.grouped(3, false);
             grouped.chunk_rows = chunk_rows;
             assert_eq!(
                 contents(&mut grouped),
@@ -1216,17 +1400,19 @@ mod tests {
             );
         }
         let first = rows
-            .emit(EmitTo::First(1), |mut g, _| Ok(contents(&mut g)))
+            .emit_groups(EmitTo::First(1), false, |mut g, _| Ok(contents(&mut g)))
             .unwrap();
         assert_eq!(first, vec![vec![(1, 1), (2, 1), (5, 1)]]);
-        let rest = rows.peek(|mut g, _| Ok(contents(&mut g))).unwrap();
+        let rest = rows
+            .peek_groups(false, |mut g, _| Ok(contents(&mut g)))
+            .unwrap();
         assert_eq!(
             rest,
             vec![vec![(4, 1), (8, 1)], vec![(3, 1), (6, 1), (7, 1)]]
         );
         assert_eq!(rows.ts.len(), 5, "the emitted group's rows are freed");
         let empty = rows
-            .emit(EmitTo::All, |mut g, _| Ok(contents(&mut g)))
+            .emit_groups(EmitTo::All, false, |mut g, _| Ok(contents(&mut g)))
             .unwrap();
         assert_eq!(empty.len(), 2);
         assert!(rows.runs.is_empty() && rows.ts.is_empty());
@@ -1279,8 +1465,69 @@ mod tests {
                 updated.ts.iter().collect::<Vec<_>>(),
                 pushed.ts.iter().collect::<Vec<_>>()
             );
-            let all = |r: &mut FunnelRows| r.peek(|mut g, _| Ok(contents(&mut g))).unwrap();
+            let all = |r: &mut FunnelRows| {
+                r.peek_groups(false, |mut g, _| Ok(contents(&mut g)))
+                    .unwrap()
+            };
             assert_eq!(all(&mut updated), all(&mut pushed));
+        }
+    }
+
+    proptest::proptest! {
+        /// A group answered from its summary gets exactly what the scan of its rows
+        /// gives: level, chain start and breakdown; the other groups keep their rows.
+        #[test]
+        fn short_groups_answer_as_their_rows_do(
+            steps in 1usize..4,
+            rows in proptest::collection::vec(
+                (0usize..6, 0i64..20, 0u32..16, 0u32..4), 0..80),
+        ) {
+            let args = FunnelArgs { window_ms: 5, steps, breakdown: true };
+            let full = args.full_mask();
+            let mut stored = FunnelRows::new("test", args);
+            for &(g, ts, mask, b) in &rows {
+                if mask & full != 0 {
+                    // Interned ids in reverse byte order, so id order is not value order.
+                    let id = if b == 0 {
+                        0
+                    } else {
+                        stored.interner.intern("test", &format!("v{}", 9 - b)).unwrap()
+                    };
+                    stored.push(g, ts, mask & full, id).unwrap();
+                }
+            }
+            stored.ensure_groups(6);
+            let interner = &stored.interner;
+            let mut raw = stored.grouped(6, false);
+            let answers = stored.grouped(6, true);
+            for g in 0..6 {
+                let mut entries = raw.group_mut(g).to_vec();
+                sort_by_time(&mut entries);
+                let r = reach(&entries, steps, args.window_ms, false);
+                match answers.short(g) {
+                    Some(short) => {
+                        proptest::prop_assert_eq!(short.level, r.level);
+                        if r.level == 1 {
+                            proptest::prop_assert_eq!(short.start, r.start);
+                            proptest::prop_assert_eq!(
+                                interner.get(short.breakdown),
+                                first_breakdown(&entries, r.start, interner)
+                            );
+                        }
+                    }
+                    None => {
+                        let or = entries.iter().fold(0, |or, e| or | e.mask);
+                        proptest::prop_assert!(steps >= 2 && or & 3 == 3);
+                    }
+                }
+            }
+            // Gathering answers skips short groups and keeps the others whole.
+            let mut answers = answers;
+            for g in 0..6 {
+                let gathered = answers.group_mut(g).len();
+                let expected = if answers.short(g).is_some() { 0 } else { raw.group_mut(g).len() };
+                proptest::prop_assert_eq!(gathered, expected);
+            }
         }
     }
 
@@ -1302,15 +1549,17 @@ mod tests {
         }
         assert_eq!(rows.ts.len(), n);
         for chunk_rows in [1000, CHUNK, n] {
-            let mut grouped = rows.grouped(7);
+            let mut grouped = rows.grouped(7, false);
             grouped.chunk_rows = chunk_rows;
             assert_eq!(contents(&mut grouped), model);
         }
         let first = rows
-            .emit(EmitTo::First(3), |mut g, _| Ok(contents(&mut g)))
+            .emit_groups(EmitTo::First(3), false, |mut g, _| Ok(contents(&mut g)))
             .unwrap();
         assert_eq!(first, model[..3].to_vec());
-        let rest = rows.peek(|mut g, _| Ok(contents(&mut g))).unwrap();
+        let rest = rows
+            .peek_groups(false, |mut g, _| Ok(contents(&mut g)))
+            .unwrap();
         assert_eq!(rest, model[3..].to_vec());
         let kept: usize = model[3..].iter().map(Vec::len).sum();
         assert_eq!(rows.ts.len(), kept);
@@ -1333,7 +1582,9 @@ mod tests {
             let top = 1u32 << (steps - 1);
             rows.push(0, 1, 1, 0).unwrap();
             rows.push(0, 2, top | 1, 0).unwrap();
-            let got = rows.peek(|mut g, _| Ok(contents(&mut g))).unwrap();
+            let got = rows
+                .peek_groups(false, |mut g, _| Ok(contents(&mut g)))
+                .unwrap();
             assert_eq!(got, vec![vec![(1, 1), (2, top | 1)]], "{steps} steps");
         }
     }

@@ -119,6 +119,17 @@ fn chains(args: FunnelArgs, mut grouped: Grouped, interner: &Interner) -> Result
     let mut lengths = Vec::with_capacity(n);
     let mut breakdowns: Vec<Option<&str>> = Vec::with_capacity(n);
     for g in 0..n {
+        if let Some(short) = grouped.short(g) {
+            levels.push(short.level as i64);
+            lengths.push(short.level);
+            if short.level == 1 {
+                times.push(short.start);
+                breakdowns.push(interner.get(short.breakdown));
+            } else {
+                breakdowns.push(None);
+            }
+            continue;
+        }
         let entries = grouped.group_mut(g);
         sort_by_time(entries);
         let r = reach(entries, args.steps, args.window_ms, false);

@@ -90,6 +90,9 @@ impl WindowFunnelGroups {
 fn levels(args: FunnelArgs, mut grouped: Grouped) -> ArrayRef {
     let out: Int64Array = (0..grouped.num_groups())
         .map(|g| {
+            if let Some(short) = grouped.short(g) {
+                return Some(short.level as i64);
+            }
             let entries = grouped.group_mut(g);
             sort_by_time(entries);
             let level = reach(entries, args.steps, args.window_ms, true).level;
