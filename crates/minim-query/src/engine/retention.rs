@@ -38,19 +38,30 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &RetentionSpec) -> Result<Re
     let is_return = event_is(&spec.return_event).and(time_range(first, returns_end));
     let index = bucket_index(spec.period.interval(), first)?;
     let null = || lit(ScalarValue::Int64(None));
+    // With one event for both and the start range inside the return range, every start
+    // row is a return row: the filter is then one conjunction (whose time bounds
+    // `time_filter.rs` drops where whole segments are in range), every row it keeps is
+    // a return, and a row is a start exactly when it lies in the start range — the
+    // event comparisons are not repeated per row in the arguments.
+    let one_event = spec.start_event == spec.return_event && first <= start && end <= returns_end;
+    let (wanted, start_period, return_period) = if one_event {
+        (
+            is_return,
+            when(time_range(start, end), index.clone()).otherwise(null())?,
+            index,
+        )
+    } else {
+        (
+            is_start.clone().or(is_return.clone()),
+            when(is_start, index.clone()).otherwise(null())?,
+            when(is_return, index).otherwise(null())?,
+        )
+    };
     let periods = ctx.udaf(RETENTION_PERIODS)?.call(vec![
-        when(is_start.clone(), index.clone()).otherwise(null())?,
-        when(is_return.clone(), index).otherwise(null())?,
+        start_period,
+        return_period,
         lit(i64::try_from(width).unwrap_or(i64::MAX)),
     ]);
-    // With one event for both, every start row is a return row too (the start range
-    // lies inside the return range): the filter is then one conjunction, whose time
-    // bounds `time_filter.rs` drops where whole segments are in range.
-    let wanted = if spec.start_event == spec.return_event && first <= start && end <= returns_end {
-        is_return
-    } else {
-        is_start.or(is_return)
-    };
     let rows = ctx.table(EVENTS_TABLE).await?.filter(wanted)?;
     let batches = Exprs::new(ctx)?
         .per_user(rows, vec![periods.alias("p")])?
