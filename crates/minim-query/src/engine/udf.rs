@@ -277,8 +277,9 @@ fn view_keys(ids: &arrow::array::StringViewArray) -> arrow::array::Decimal128Arr
     let seed = user_key_seed();
     let mut keys = Vec::with_capacity(ids.len());
     let mut last: Option<(u128, &[u8], i128)> = None;
+    let nulls = ids.nulls().filter(|n| n.null_count() > 0);
     for (i, &view) in ids.views().iter().enumerate() {
-        if ids.is_null(i) {
+        if nulls.is_some_and(|n| n.is_null(i)) {
             keys.push(0);
             continue;
         }

@@ -796,7 +796,7 @@ impl FunnelRows {
     #[inline]
     fn breakdown_id(&mut self, strings: Option<&StringArray>, i: usize, mask: u32) -> Result<u32> {
         match strings {
-            Some(s) if mask & 1 != 0 && s.is_valid(i) => {
+            Some(s) if mask & 1 != 0 && s.nulls().is_none_or(|n| n.is_valid(i)) => {
                 self.interner.intern(self.func, s.value(i))
             }
             _ => Ok(0),
@@ -827,6 +827,8 @@ impl FunnelRows {
         end(len)?;
         let mut batch = std::mem::take(&mut self.batch);
         batch.clear();
+        // A funnel without a breakdown passes NULL for it: nothing to look up per row.
+        let breakdowns = input.breakdown.filter(|b| b.null_count() < b.len());
         let mut current = self.runs.last().map(|r| r.group);
         for (i, (&g, &mask)) in group_indices.iter().zip(&input.masks).enumerate() {
             if mask == 0 {
@@ -850,7 +852,7 @@ impl FunnelRows {
                 self.num_groups = self.num_groups.max(g as usize + 1);
             }
             if self.args.breakdown {
-                let breakdown = self.breakdown_id(input.breakdown, i, mask)?;
+                let breakdown = self.breakdown_id(breakdowns, i, mask)?;
                 batch.breakdowns.push(breakdown);
             }
             batch.ts.push(ts);
