@@ -180,6 +180,66 @@ async fn physical_plan(df: &datafusion::prelude::DataFrame) -> String {
         .to_string()
 }
 
+/// A segment whose event times all fail a time comparison of the filter is not scanned
+/// at all: the plan lists only the segments in range, and counts stay exact.
+#[test]
+fn segments_out_of_the_time_range_are_not_scanned() {
+    // Ten events on each of three days in segments (one per day), five in the memtable.
+    let day = 24 * 60;
+    let minutes: Vec<u32> = (0..3)
+        .flat_map(|d| (0..10).map(move |k| d * day + k))
+        .chain((0..5).map(|k| day + 100 + k))
+        .collect();
+    let events: Vec<Event> = minutes.iter().map(|&m| ev(m, "{}".to_owned())).collect();
+    let t = |m: u32| 1_767_225_600_000 + i64::from(m) * 60_000;
+    let (rt, _dir, store, p) = segment_and_memtable(&events, 30);
+    let snapshot = store.snapshot();
+    assert_eq!(snapshot.segments.len(), 3);
+
+    let run = |sql: String| {
+        rt.block_on(async {
+            let ctx = engine::session(&snapshot, &p, &[]).await.unwrap();
+            let df = ctx.sql(&sql).await.unwrap();
+            let plan = physical_plan(&df).await;
+            let batches = df.collect().await.unwrap();
+            let n = batches[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .value(0);
+            (n, plan.matches(".parquet").count(), plan)
+        })
+    };
+    let between = |lo: u32, hi: u32| {
+        format!(
+            "SELECT count(*) FROM events WHERE timestamp >= to_timestamp_millis({}) \
+             AND timestamp < to_timestamp_millis({})",
+            t(lo),
+            t(hi)
+        )
+    };
+    // Day 1 only: one segment, plus the memtable's five.
+    let (n, files, plan) = run(between(day, 2 * day));
+    assert_eq!((n, files), (15, 1), "{plan}");
+    // Days 1 and 2, cut inside day 2: two segments.
+    let (n, files, plan) = run(between(day, 2 * day + 5));
+    assert_eq!((n, files), (20, 2), "{plan}");
+    // Nothing stored there: no segment at all.
+    let (n, files, plan) = run(between(10 * day, 11 * day));
+    assert_eq!((n, files), (0, 0), "{plan}");
+    // One instant, written the other way round: only the segment holding it.
+    let (n, files, plan) = run(format!(
+        "SELECT count(*) FROM events WHERE to_timestamp_millis({}) = timestamp",
+        t(2 * day + 3)
+    ));
+    assert_eq!((n, files), (1, 1), "{plan}");
+    // No time comparison: every segment.
+    let (n, files, plan) = run("SELECT count(*) FROM events".to_owned());
+    assert_eq!((n, files), (35, 3), "{plan}");
+    store.shutdown().unwrap();
+}
+
 /// A segment that shredded a property serves its column; the memtable computes it.
 #[test]
 fn shredded_segments_serve_property_columns() {

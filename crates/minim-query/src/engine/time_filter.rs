@@ -9,13 +9,19 @@
 //! snapshot); a comparison is dropped only when the bounds of *all* files of the scan
 //! satisfy it, and a scan of anything else (the memtable) keeps its filter whole. So the
 //! rows that pass are the same.
+//!
+//! The dual: a segment file for which one such comparison is false at every time in its
+//! bounds cannot have a row that passes, so it is taken out of the scan before it is
+//! opened (a short-range question over a long history would otherwise open every
+//! segment's metadata and prune its row groups one file at a time).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::common::ScalarValue;
 use datafusion::common::config::ConfigOptions;
-use datafusion::datasource::physical_plan::ParquetSource;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::logical_expr::Operator;
@@ -23,6 +29,7 @@ use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal, lit};
 use datafusion::physical_expr::{PhysicalExpr, conjunction, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::repartition::RepartitionExec;
 use minim_store::segment::COL_TIMESTAMP;
@@ -63,17 +70,23 @@ impl TimeFilterRule {
         let Some(filter) = node.downcast_ref::<FilterExec>() else {
             return Ok(None);
         };
-        let Some(bounds) = self.scan_bounds(filter.input()) else {
-            return Ok(None);
-        };
         let schema = filter.input().schema();
         let conjuncts = split_conjunction(filter.predicate());
-        let kept: Vec<Arc<dyn PhysicalExpr>> = conjuncts
+        let comparisons: Vec<(Operator, i64)> = conjuncts
             .iter()
-            .filter(|c| !holds_for_all(c, bounds, &schema))
-            .map(|c| Arc::clone(c))
+            .filter_map(|c| time_comparison(c, &schema))
             .collect();
-        if kept.len() == conjuncts.len() {
+        let pruned = self.without_files_out_of_range(filter.input(), &comparisons)?;
+        let input = pruned.clone().unwrap_or_else(|| Arc::clone(filter.input()));
+        let kept: Vec<Arc<dyn PhysicalExpr>> = match self.scan_bounds(&input) {
+            Some(bounds) => conjuncts
+                .iter()
+                .filter(|c| !time_comparison(c, &schema).is_some_and(|t| holds(t, bounds)))
+                .map(|c| Arc::clone(c))
+                .collect(),
+            None => conjuncts.iter().map(|c| Arc::clone(c)).collect(),
+        };
+        if pruned.is_none() && kept.len() == conjuncts.len() {
             return Ok(None);
         }
         let predicate = if kept.is_empty() {
@@ -82,13 +95,74 @@ impl TimeFilterRule {
             conjunction(kept)
         };
         let rebuilt = FilterExecBuilder::from(filter)
+            .with_input(input)
             .with_predicate(predicate)
             .build()?;
         Ok(Some(Arc::new(rebuilt)))
     }
 
+    /// `input` (a Parquet scan under any repartitions) without the segment files for
+    /// which one of `comparisons` is false at every time in their bounds: no row of such
+    /// a file can pass the filter, so it is not opened at all. `None` when no file goes.
+    /// The scan keeps its partitions (a group may become empty).
+    fn without_files_out_of_range(
+        &self,
+        input: &Arc<dyn ExecutionPlan>,
+        comparisons: &[(Operator, i64)],
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        if comparisons.is_empty() {
+            return Ok(None);
+        }
+        if let Some(r) = input.downcast_ref::<RepartitionExec>() {
+            return match self.without_files_out_of_range(r.input(), comparisons)? {
+                Some(scan) => Ok(Some(Arc::clone(input).replace_children(
+                    vec![scan],
+                    ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+                )?)),
+                None => Ok(None),
+            };
+        }
+        let Some(exec) = input.downcast_ref::<DataSourceExec>() else {
+            return Ok(None);
+        };
+        let Some((conf, _)) = exec.downcast_to_file_source::<ParquetSource>() else {
+            return Ok(None);
+        };
+        let out_of_range = |file: &PartitionedFile| {
+            self.times
+                .0
+                .get(&file.object_meta.location.to_string())
+                .is_some_and(|&bounds| comparisons.iter().any(|&t| fails(t, bounds)))
+        };
+        if !conf
+            .file_groups
+            .iter()
+            .flat_map(|g| g.files())
+            .any(out_of_range)
+        {
+            return Ok(None);
+        }
+        let groups: Vec<FileGroup> = conf
+            .file_groups
+            .iter()
+            .map(|g| {
+                FileGroup::new(
+                    g.files()
+                        .iter()
+                        .filter(|f| !out_of_range(f))
+                        .cloned()
+                        .collect(),
+                )
+            })
+            .collect();
+        let config = FileScanConfigBuilder::from(conf.clone())
+            .with_file_groups(groups)
+            .build();
+        Ok(Some(DataSourceExec::from_data_source(config)))
+    }
+
     /// The event time bounds over all files of a Parquet scan (under any repartition), if
-    /// every file is a segment of the session's snapshot.
+    /// it has files and every one is a segment of the session's snapshot.
     fn scan_bounds(&self, input: &Arc<dyn ExecutionPlan>) -> Option<(i64, i64)> {
         // A repartition only moves the scan's rows between partitions.
         let mut input = input;
@@ -109,16 +183,13 @@ impl TimeFilterRule {
     }
 }
 
-/// Whether `expr` is `timestamp <op> constant` (either way round) and true for every
-/// time in `[lo, hi]`.
-fn holds_for_all(
+/// `expr` as `timestamp <op> v` if it is a comparison of the scan's `timestamp` column
+/// with a non-NULL millisecond constant (either way round).
+fn time_comparison(
     expr: &Arc<dyn PhysicalExpr>,
-    (lo, hi): (i64, i64),
     schema: &arrow::datatypes::SchemaRef,
-) -> bool {
-    let Some(binary) = expr.downcast_ref::<BinaryExpr>() else {
-        return false;
-    };
+) -> Option<(Operator, i64)> {
+    let binary = expr.downcast_ref::<BinaryExpr>()?;
     let is_time = |e: &Arc<dyn PhysicalExpr>| {
         e.downcast_ref::<Column>().is_some_and(|c| {
             c.name() == COL_TIMESTAMP
@@ -132,20 +203,17 @@ fn holds_for_all(
         ScalarValue::TimestampMillisecond(Some(v), _) => Some(*v),
         _ => None,
     };
-    // As `timestamp <op> v`.
-    let (op, v) = if is_time(binary.left()) {
-        match constant(binary.right()) {
-            Some(v) => (*binary.op(), v),
-            None => return false,
-        }
+    if is_time(binary.left()) {
+        Some((*binary.op(), constant(binary.right())?))
     } else if is_time(binary.right()) {
-        match (constant(binary.left()), binary.op().swap()) {
-            (Some(v), Some(op)) => (op, v),
-            _ => return false,
-        }
+        Some((binary.op().swap()?, constant(binary.left())?))
     } else {
-        return false;
-    };
+        None
+    }
+}
+
+/// Whether `timestamp <op> v` is true for every time in `[lo, hi]`.
+fn holds((op, v): (Operator, i64), (lo, hi): (i64, i64)) -> bool {
     match op {
         Operator::GtEq => lo >= v,
         Operator::Gt => lo > v,
@@ -153,6 +221,29 @@ fn holds_for_all(
         Operator::LtEq => hi <= v,
         _ => false,
     }
+}
+
+/// Whether `timestamp <op> v` is false for every time in `[lo, hi]`.
+fn fails((op, v): (Operator, i64), (lo, hi): (i64, i64)) -> bool {
+    match op {
+        Operator::GtEq => hi < v,
+        Operator::Gt => hi <= v,
+        Operator::Lt => lo >= v,
+        Operator::LtEq => lo > v,
+        Operator::Eq => v < lo || v > hi,
+        _ => false,
+    }
+}
+
+/// Whether `expr` is `timestamp <op> constant` (either way round) and true for every
+/// time in `[lo, hi]`.
+#[cfg(test)]
+fn holds_for_all(
+    expr: &Arc<dyn PhysicalExpr>,
+    bounds: (i64, i64),
+    schema: &arrow::datatypes::SchemaRef,
+) -> bool {
+    time_comparison(expr, schema).is_some_and(|t| holds(t, bounds))
 }
 
 #[cfg(test)]
@@ -218,6 +309,30 @@ mod tests {
                 want,
                 "{v} {swapped} ts"
             );
+        }
+    }
+
+    #[test]
+    fn a_file_goes_only_when_no_time_in_its_bounds_satisfies_a_comparison() {
+        let bounds = (100, 200);
+        for (op, v, want) in [
+            (Operator::GtEq, 200, false),
+            (Operator::GtEq, 201, true),
+            (Operator::Gt, 199, false),
+            (Operator::Gt, 200, true),
+            (Operator::Lt, 101, false),
+            (Operator::Lt, 100, true),
+            (Operator::LtEq, 100, false),
+            (Operator::LtEq, 99, true),
+            (Operator::Eq, 100, false),
+            (Operator::Eq, 200, false),
+            (Operator::Eq, 99, true),
+            (Operator::Eq, 201, true),
+            (Operator::NotEq, 150, false),
+        ] {
+            assert_eq!(fails((op, v), bounds), want, "ts {op} {v}");
+            // Never both: a comparison cannot be true and false for all of a range.
+            assert!(!(fails((op, v), bounds) && holds((op, v), bounds)));
         }
     }
 
