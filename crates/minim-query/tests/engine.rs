@@ -180,6 +180,25 @@ async fn physical_plan(df: &datafusion::prelude::DataFrame) -> String {
         .to_string()
 }
 
+/// The count a `SELECT count(*) ...` query answers over `snapshot`, and its physical plan.
+async fn count_and_plan(
+    snapshot: &minim_store::Snapshot,
+    p: &ProjectId,
+    sql: &str,
+) -> (i64, String) {
+    let ctx = engine::session(snapshot, p, &[]).await.unwrap();
+    let df = ctx.sql(sql).await.unwrap();
+    let plan = physical_plan(&df).await;
+    let batches = df.collect().await.unwrap();
+    let n = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    (n, plan)
+}
+
 /// A segment whose event times all fail a time comparison of the filter is not scanned
 /// at all: the plan lists only the segments in range, and counts stay exact.
 #[test]
@@ -197,19 +216,8 @@ fn segments_out_of_the_time_range_are_not_scanned() {
     assert_eq!(snapshot.segments.len(), 3);
 
     let run = |sql: String| {
-        rt.block_on(async {
-            let ctx = engine::session(&snapshot, &p, &[]).await.unwrap();
-            let df = ctx.sql(&sql).await.unwrap();
-            let plan = physical_plan(&df).await;
-            let batches = df.collect().await.unwrap();
-            let n = batches[0]
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap()
-                .value(0);
-            (n, plan.matches(".parquet").count(), plan)
-        })
+        let (n, plan) = rt.block_on(count_and_plan(&snapshot, &p, &sql));
+        (n, plan.matches(".parquet").count(), plan)
     };
     let between = |lo: u32, hi: u32| {
         format!(
@@ -299,19 +307,7 @@ fn time_comparisons_true_for_whole_segments_leave_their_filter() {
             "SELECT count(*) FROM events WHERE timestamp >= to_timestamp_millis({lo}) \
              AND timestamp < to_timestamp_millis({hi})"
         );
-        rt.block_on(async {
-            let ctx = engine::session(&snapshot, &p, &[]).await.unwrap();
-            let df = ctx.sql(&sql).await.unwrap();
-            let plan = physical_plan(&df).await;
-            let batches = df.collect().await.unwrap();
-            let n = batches[0]
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap()
-                .value(0);
-            (n, plan)
-        })
+        rt.block_on(count_and_plan(&snapshot, &p, &sql))
     };
     let filters = |plan: &str| -> Vec<String> {
         plan.lines()
