@@ -248,6 +248,103 @@ fn segments_out_of_the_time_range_are_not_scanned() {
     store.shutdown().unwrap();
 }
 
+/// Sums a pruning metric (`pruned`, `matched`) over every operator of an executed plan.
+fn pruning(
+    plan: &std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    name: &str,
+) -> (usize, usize) {
+    use datafusion::physical_plan::metrics::MetricValue;
+    let mut sum = (0, 0);
+    for metric in plan.metrics().iter().flat_map(|m| m.iter()) {
+        if let MetricValue::PruningMetrics {
+            name: n,
+            pruning_metrics,
+        } = metric.value()
+            && n.as_ref() == name
+        {
+            sum.0 += pruning_metrics.pruned();
+            sum.1 += pruning_metrics.matched();
+        }
+    }
+    for child in plan.children() {
+        let (p, m) = pruning(child, name);
+        sum = (sum.0 + p, sum.1 + m);
+    }
+    sum
+}
+
+/// Segments are sorted by event first, so a question about a rare event reads only the
+/// row groups holding it: the others' `event` statistics exclude it.
+#[test]
+fn rows_of_one_event_are_found_without_reading_the_others() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig {
+        data_dir: dir.path().to_path_buf(),
+        row_group_rows: 16,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let p = ProjectId::new("p").unwrap();
+    // 225 events of one day by 7 users: every 45th a purchase, every 9th (else) a
+    // signup, the rest views, so purchases and signups are spread over users and times.
+    let events: Vec<Event> = (0..225u32)
+        .map(|i| Event {
+            event: if i % 45 == 0 {
+                "purchase"
+            } else if i % 9 == 0 {
+                "signup"
+            } else {
+                "view"
+            }
+            .to_owned(),
+            ..ev(i, "{}".to_owned())
+        })
+        .collect();
+    store
+        .append_blocking(EventBatch {
+            project: p.clone(),
+            events: events.clone(),
+        })
+        .unwrap();
+    store.flush().unwrap();
+    let snapshot = store.snapshot();
+    assert_eq!(snapshot.segments.len(), 1);
+    for name in ["purchase", "signup", "view", "absent"] {
+        let (n, groups) = rt.block_on(async {
+            let ctx = engine::session(&snapshot, &p, &[]).await.unwrap();
+            let sql = format!("SELECT count(*) FROM events WHERE event = '{name}'");
+            let plan = ctx
+                .sql(&sql)
+                .await
+                .unwrap()
+                .create_physical_plan()
+                .await
+                .unwrap();
+            let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
+                .await
+                .unwrap();
+            let n = batches[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .value(0);
+            (n, pruning(&plan, "row_groups_pruned_statistics"))
+        });
+        let want = events.iter().filter(|e| e.event == name).count();
+        assert_eq!(n as usize, want, "{name}");
+        // 15 row groups of 16 rows; an event's rows are contiguous, so they span at most
+        // one group more than they fill.
+        assert_eq!(groups.0 + groups.1, 15, "{name}");
+        assert!(groups.1 <= want.div_ceil(16) + 1, "{name}: {groups:?}");
+    }
+    store.shutdown().unwrap();
+}
+
 /// A segment that shredded a property serves its column; the memtable computes it.
 #[test]
 fn shredded_segments_serve_property_columns() {

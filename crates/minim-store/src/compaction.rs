@@ -1,5 +1,7 @@
-//! Background compaction: merges a partition's small segments into one sorted by
-//! (`distinct_id`, `timestamp`), within a row cap that bounds memory.
+//! Background compaction: merges a partition's small segments into one sorted in their
+//! row order, within a row cap that bounds memory. Segments of one partition in different
+//! orders (written before and after event-first order, `segment::RowOrder`) are merged
+//! only with segments of their own order.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -14,7 +16,7 @@ use crate::flush::{Columns, publish_segment_gauges, write_new_segment};
 use crate::manifest::SegmentFile;
 use crate::memtable::PartitionKey;
 use crate::metrics as m;
-use crate::segment::SortedMerge;
+use crate::segment::{RowOrder, SortedMerge};
 use crate::shred;
 
 /// Segments re-encrypted per compactor tick after a key rotation (bounds the work a
@@ -63,19 +65,22 @@ pub(crate) fn run_once(shared: &Shared) -> Result<usize> {
             .manifest
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut parts: BTreeMap<PartitionKey, Vec<Arc<SegmentFile>>> = BTreeMap::new();
+        let mut parts: BTreeMap<(PartitionKey, RowOrder), Vec<Arc<SegmentFile>>> = BTreeMap::new();
         for s in &manifest.segments {
             if (s.meta.rows as usize) < cfg.compaction_max_rows {
                 let key = PartitionKey {
                     project: s.meta.project.clone(),
                     day: s.meta.day,
                 };
-                parts.entry(key).or_default().push(s.clone());
+                parts
+                    .entry((key, s.meta.order))
+                    .or_default()
+                    .push(s.clone());
             }
         }
         parts
             .into_iter()
-            .filter_map(|(key, mut segs)| {
+            .filter_map(|((key, _), mut segs)| {
                 // A cold partition (older than yesterday) is worth merging from two segments on.
                 let min = if key.day < today - 1 {
                     2
@@ -125,8 +130,9 @@ fn pick(rows: &[usize], min: usize, max_rows: usize) -> Option<std::ops::Range<u
 fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
     let cfg = &shared.cfg;
     let paths: Vec<&std::path::Path> = inputs.iter().map(|s| s.path.as_path()).collect();
-    let merged = SortedMerge::new(&paths, cfg.encryption.as_ref())?;
     let first = &inputs[0].meta;
+    debug_assert!(inputs.iter().all(|s| s.meta.order == first.order));
+    let merged = SortedMerge::new(&paths, first.order, cfg.encryption.as_ref())?;
     let shredded = shred::merge(
         inputs
             .iter()
@@ -142,6 +148,7 @@ fn compact(shared: &Shared, inputs: &[Arc<SegmentFile>]) -> Result<()> {
         Columns {
             shredded,
             personal: inputs.iter().any(|s| s.meta.personal),
+            order: first.order,
         },
     )?;
     debug_assert_eq!(

@@ -14,7 +14,7 @@ use crate::fsutil::create_dir_durable;
 use crate::manifest::{SegmentFile, SegmentMeta, segment_rel_path};
 use crate::memtable::Memtable;
 use crate::metrics as m;
-use crate::segment::{WriteOptions, events_to_batch, write_segment};
+use crate::segment::{RowOrder, WriteOptions, events_to_batch, write_segment};
 use crate::shred;
 use crate::{Shared, wal, wal_dir};
 
@@ -108,6 +108,8 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
                         .iter()
                         .flat_map(|c| c.iter())
                         .any(|e| e.personal.is_some()),
+                    // `events_to_batch` sorts in that order.
+                    order: RowOrder::CURRENT,
                 },
             ) {
                 Ok(segment) => written.push(segment),
@@ -156,12 +158,14 @@ fn flush(shared: &Shared, job: &Job) -> Result<usize> {
     Ok(rows)
 }
 
-/// Which optional columns a new segment has.
+/// Which optional columns a new segment has, and the order its rows come in.
 pub(crate) struct Columns {
     /// Properties to shred (see `shred.rs`).
     pub shredded: Vec<String>,
     /// Some row may have personal values.
     pub personal: bool,
+    /// The order of the batches written.
+    pub order: RowOrder,
 }
 
 /// Writes `batch` as a new segment of (`project`, `day`) at `level` with `columns`; the
@@ -175,7 +179,11 @@ pub(crate) fn write_new_segment(
     zstd_level: i32,
     columns: Columns,
 ) -> Result<SegmentFile> {
-    let Columns { shredded, personal } = columns;
+    let Columns {
+        shredded,
+        personal,
+        order,
+    } = columns;
     let cfg = &shared.cfg;
     let id = shared
         .manifest
@@ -192,6 +200,7 @@ pub(crate) fn write_new_segment(
         shredded: &shredded,
         encryption: cfg.encryption.as_ref(),
         personal,
+        order,
     };
     let w = write_segment(&path, project, day, batches, options)?;
     let meta = SegmentMeta {
@@ -206,6 +215,7 @@ pub(crate) fn write_new_segment(
         shredded,
         key_id: w.key_id,
         personal,
+        order,
     };
     Ok(SegmentFile::new(&cfg.data_dir, meta))
 }

@@ -16,6 +16,7 @@ use minim_core::time::{day_string, parse_day};
 use crate::Encryption;
 use crate::error::{Result, StoreError};
 use crate::fsutil::write_atomic;
+use crate::segment::RowOrder;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const MANIFEST_VERSION: u32 = 1;
@@ -77,6 +78,13 @@ pub struct SegmentEntryV1 {
     /// The file has the `personal` column.
     #[serde(default, skip_serializing_if = "is_false")]
     pub personal: bool,
+    /// How the rows are ordered ([`RowOrder::as_str`]). Absent for
+    /// [`RowOrder::User`], the order of every segment written before the field existed,
+    /// so their entries stay byte-compatible; a binary that predates it refuses a
+    /// manifest listing a segment in another order, which is right: its compaction
+    /// would merge that segment as if it were sorted by user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
 }
 
 fn is_false(v: &bool) -> bool {
@@ -104,6 +112,8 @@ pub struct SegmentMeta {
     pub key_id: u32,
     /// The file has the `personal` column (some row has personal values).
     pub personal: bool,
+    /// How its rows are ordered.
+    pub order: RowOrder,
 }
 
 /// An erasure of every event of `distinct_id` in `project`, recorded durably before it
@@ -219,6 +229,12 @@ impl Manifest {
                 shredded: s.shredded,
                 key_id: s.key_id,
                 personal: s.personal,
+                order: match s.sort.as_deref() {
+                    None => RowOrder::User,
+                    Some(name) => RowOrder::parse(name).ok_or_else(|| {
+                        corrupt(format!("segment {}: unknown row order {name:?}", s.id))
+                    })?,
+                },
             };
             segments.push(Arc::new(SegmentFile::new(data_dir, meta)));
         }
@@ -260,6 +276,8 @@ impl Manifest {
                     shredded: s.meta.shredded.clone(),
                     key_id: s.meta.key_id,
                     personal: s.meta.personal,
+                    sort: (s.meta.order != RowOrder::User)
+                        .then(|| s.meta.order.as_str().to_owned()),
                 })
                 .collect(),
             pending_erasures: self
@@ -316,17 +334,45 @@ mod tests {
             shredded: vec!["$country".into()],
             key_id: 0,
             personal: true,
+            order: RowOrder::EventUser,
         };
         m.segments
             .push(Arc::new(SegmentFile::new(dir.path(), meta.clone())));
+        let legacy = SegmentMeta {
+            id: m.allocate_segment_id(),
+            order: RowOrder::User,
+            ..meta.clone()
+        };
+        m.segments
+            .push(Arc::new(SegmentFile::new(dir.path(), legacy.clone())));
         m.wal_replay_from = 4;
         m.store(dir.path(), None).unwrap();
         let back = Manifest::load(dir.path(), None).unwrap();
         assert_eq!(back.segments[0].meta, meta);
+        assert_eq!(back.segments[1].meta, legacy);
         assert_eq!(
             (back.wal_replay_from, back.next_segment_id, back.generation),
-            (4, id, 1)
+            (4, id + 1, 1)
         );
+        let json = std::fs::read_to_string(dir.path().join(MANIFEST_FILE)).unwrap();
+        assert_eq!(
+            (
+                json.matches(r#""sort""#).count(),
+                json.matches("event,distinct_id,timestamp").count()
+            ),
+            (1, 1),
+            "only the event-first segment names its order: {json}"
+        );
+        // An order this binary does not know is corruption, not a guess.
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            json.replace("event,distinct_id,timestamp", "timestamp"),
+        )
+        .unwrap();
+        assert!(matches!(
+            Manifest::load(dir.path(), None),
+            Err(StoreError::Corrupt { .. })
+        ));
 
         assert!(back.pending_erasures.is_empty());
         let json = std::fs::read_to_string(dir.path().join(MANIFEST_FILE)).unwrap();

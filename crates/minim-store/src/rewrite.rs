@@ -78,6 +78,8 @@ pub(crate) fn rewrite_segment(
         Columns {
             shredded: meta.shredded.clone(),
             personal: meta.personal,
+            // Dropping rows keeps the others in their order.
+            order: meta.order,
         },
     )
 }

@@ -1,8 +1,10 @@
 //! Parquet segments, format version 1: schema, write (zstd, dictionary) and read back.
 //!
 //! A segment holds one project's events of one UTC day, rows sorted by
-//! (`distinct_id`, `timestamp`): the base columns of [`schema`], then any shredded
-//! property columns (`shred.rs`), which readers that do not know them ignore. Footer key-value metadata carries the format version,
+//! (`event`, `distinct_id`, `timestamp`) ([`RowOrder`]; segments written before that
+//! order are sorted by (`distinct_id`, `timestamp`) and stay so): the base columns of
+//! [`schema`], then any shredded property columns (`shred.rs`), which readers that do
+//! not know them ignore. Footer key-value metadata carries the format version,
 //! project, day and `minim.key_id` (0 = plaintext). With [`Encryption`] the file uses
 //! Parquet modular encryption (encrypted footer, every column encrypted; `crypt.rs`)
 //! and `minim.key_id` names the project key it was written under.
@@ -86,13 +88,48 @@ pub fn without_personal(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
-/// Builds a record batch from events, sorted by (distinct_id, timestamp).
+/// How a segment's rows are ordered: the footer's `minim.sort` and the manifest's
+/// `sort` name it. Queries answer the same over either (the order only makes them
+/// cheaper); compaction merges only segments of one order and keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RowOrder {
+    /// (`distinct_id`, `timestamp`): every segment written before [`RowOrder::EventUser`].
+    User,
+    /// (`event`, `distinct_id`, `timestamp`), what is written now: the page statistics of
+    /// `event` then let a question about some events skip the pages of all others, and
+    /// within an event a user's rows stay together and in time order.
+    EventUser,
+}
+
+impl RowOrder {
+    /// The order new segments are written in.
+    pub const CURRENT: RowOrder = RowOrder::EventUser;
+
+    /// The columns, comma-separated, as the footer and the manifest name the order.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowOrder::User => "distinct_id,timestamp",
+            RowOrder::EventUser => "event,distinct_id,timestamp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RowOrder> {
+        [RowOrder::User, RowOrder::EventUser]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+/// Builds a record batch from events, sorted in [`RowOrder::CURRENT`] (ties keep their
+/// input order).
 pub fn events_to_batch<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<RecordBatch> {
     let mut evs: Vec<&Event> = events.into_iter().collect();
     evs.sort_by(|a, b| {
-        a.distinct_id
-            .cmp(&b.distinct_id)
-            .then(a.timestamp_ms.cmp(&b.timestamp_ms))
+        (a.event.as_str(), a.distinct_id.as_str(), a.timestamp_ms).cmp(&(
+            b.event.as_str(),
+            b.distinct_id.as_str(),
+            b.timestamp_ms,
+        ))
     });
     let n = evs.len();
     let mut ts = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
@@ -154,9 +191,9 @@ pub fn conform(batch: &RecordBatch) -> std::result::Result<RecordBatch, String> 
 /// Rows per batch produced by [`SortedMerge`].
 const MERGE_BATCH_ROWS: usize = 8192;
 
-/// A streaming k-way merge of segments that are each sorted by (`distinct_id`,
-/// `timestamp`): yields sorted batches while holding only the current batch of each
-/// input, so compaction memory does not grow with segment size.
+/// A streaming k-way merge of segments that are each sorted in one [`RowOrder`]: yields
+/// batches sorted in that order while holding only the current batch of each input, so
+/// compaction memory does not grow with segment size.
 pub struct SortedMerge {
     cursors: Vec<Cursor>,
 }
@@ -165,6 +202,9 @@ struct Cursor {
     reader: ParquetRecordBatchReader,
     path: PathBuf,
     batch: Option<RecordBatch>,
+    /// The batch's event names, for [`RowOrder::EventUser`] (`None` for
+    /// [`RowOrder::User`]: every row then compares as the same event).
+    events: Option<StringArray>,
     did: StringArray,
     ts: TimestampMillisecondArray,
     row: usize,
@@ -182,6 +222,9 @@ impl Cursor {
                 continue;
             }
             let b = conform(&b).map_err(|reason| parquet_err(&self.path, reason))?;
+            if self.events.is_some() {
+                self.events = Some(event_names(&b, &self.path)?);
+            }
             self.did = string_col(&b, COL_DISTINCT_ID, &self.path)?.clone();
             self.ts = ts_col(&b, COL_TIMESTAMP, &self.path)?.clone();
             self.row = 0;
@@ -191,19 +234,23 @@ impl Cursor {
         Ok(false)
     }
 
-    fn key(&self) -> (&str, i64) {
-        (self.did.value(self.row), self.ts.value(self.row))
+    fn key(&self) -> (&str, &str, i64) {
+        let event = self.events.as_ref().map_or("", |e| e.value(self.row));
+        (event, self.did.value(self.row), self.ts.value(self.row))
     }
 }
 
 impl SortedMerge {
-    pub fn new(paths: &[&Path], enc: Option<&Encryption>) -> Result<Self> {
+    /// Merges `paths`, every one of them sorted in `order`.
+    pub fn new(paths: &[&Path], order: RowOrder, enc: Option<&Encryption>) -> Result<Self> {
         let mut cursors = Vec::with_capacity(paths.len());
         for p in paths {
             let mut c = Cursor {
                 reader: open_segment(p, Some(&base_columns()), MERGE_BATCH_ROWS, enc)?,
                 path: p.to_path_buf(),
                 batch: None,
+                events: (order == RowOrder::EventUser)
+                    .then(|| StringArray::from(Vec::<&str>::new())),
                 did: StringArray::from(Vec::<&str>::new()),
                 ts: TimestampMillisecondArray::from(Vec::<i64>::new()),
                 row: 0,
@@ -295,9 +342,11 @@ pub struct WriteOptions<'a> {
     /// Write the `personal` column (some row may have personal values). Without it, a row
     /// with a personal value is an error rather than a silent loss.
     pub personal: bool,
+    /// The order the batches are in, recorded in the footer.
+    pub order: RowOrder,
 }
 
-/// Writes `batches` (already sorted, in order; base columns) as a segment at `path`,
+/// Writes `batches` (already sorted in `options.order`; base columns) as a segment at `path`,
 /// adding the shredded columns, and fsyncs it. On failure the partial file is removed.
 pub fn write_segment(
     path: &Path,
@@ -346,7 +395,7 @@ fn write_segment_inner(
         KeyValue::new(META_PROJECT.to_owned(), project.as_str().to_owned()),
         KeyValue::new(META_DAY.to_owned(), day_string(day)),
         KeyValue::new(META_KEY_ID.to_owned(), key_id.to_string()),
-        KeyValue::new(META_SORT.to_owned(), "distinct_id,timestamp".to_owned()),
+        KeyValue::new(META_SORT.to_owned(), options.order.as_str().to_owned()),
     ];
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
@@ -496,10 +545,12 @@ pub struct DistinctIdCount {
     pub rows: u64,
 }
 
-/// Counts the rows of a segment whose `distinct_id` is exactly `id`. Rows are sorted
-/// by `distinct_id`, so the row groups whose min/max statistics exclude `id` (almost
-/// all of them) are skipped without reading; the others' `distinct_id` column is
-/// scanned. Statistics may be truncated, but truncation keeps them valid bounds.
+/// Counts the rows of a segment whose `distinct_id` is exactly `id`. Within an event
+/// (or a whole segment in [`RowOrder::User`]) rows are sorted by `distinct_id`, so the
+/// row groups whose min/max statistics exclude `id` (those of an event's rows, except
+/// where one event's rows end and the next one's begin) are skipped without reading; the
+/// others' `distinct_id` column is scanned. Statistics may be truncated, but truncation
+/// keeps them valid bounds.
 pub fn count_distinct_id(
     path: &Path,
     id: &str,
@@ -627,9 +678,13 @@ mod tests {
     use super::*;
 
     fn ev(u: &str, ts: i64) -> Event {
+        named("view", u, ts)
+    }
+
+    fn named(event: &str, u: &str, ts: i64) -> Event {
         Event {
             timestamp_ms: ts,
-            event: "view".into(),
+            event: event.into(),
             distinct_id: u.into(),
             insert_id: Some(format!("{u}-{ts}")),
             properties: r#"{"k":"v"}"#.into(),
@@ -645,19 +700,61 @@ mod tests {
             shredded,
             encryption: None,
             personal: false,
+            order: RowOrder::CURRENT,
         }
+    }
+
+    /// `batch` re-sorted by (`distinct_id`, `timestamp`): a [`RowOrder::User`] segment's
+    /// rows, as written before event-first order.
+    fn in_user_order(batch: &RecordBatch) -> RecordBatch {
+        let sort = |name: &str| arrow::compute::SortColumn {
+            values: batch.column_by_name(name).unwrap().clone(),
+            options: None,
+        };
+        let idx =
+            arrow::compute::lexsort_to_indices(&[sort(COL_DISTINCT_ID), sort(COL_TIMESTAMP)], None)
+                .unwrap();
+        arrow::compute::take_record_batch(batch, &idx).unwrap()
+    }
+
+    fn footer_sort(path: &Path) -> Option<String> {
+        let b = open_builder(path, None).unwrap();
+        let kv = b.metadata().file_metadata().key_value_metadata().cloned();
+        kv.unwrap_or_default()
+            .into_iter()
+            .find(|kv| kv.key == META_SORT)
+            .and_then(|kv| kv.value)
+    }
+
+    #[test]
+    fn row_orders_round_trip_by_name() {
+        for o in [RowOrder::User, RowOrder::EventUser] {
+            assert_eq!(RowOrder::parse(o.as_str()), Some(o));
+        }
+        assert_eq!(RowOrder::parse("timestamp"), None);
     }
 
     #[test]
     fn write_read_round_trip_sorted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.parquet");
-        let events = vec![ev("b", 3), ev("a", 2), ev("b", 1), ev("a", 1)];
+        let events = vec![
+            ev("b", 3),
+            named("buy", "b", 0),
+            ev("a", 2),
+            ev("b", 1),
+            named("buy", "a", 9),
+            ev("a", 1),
+        ];
         let batch = events_to_batch(&events).unwrap();
         let p = ProjectId::new("p").unwrap();
         let shredded = vec!["k".to_owned()];
         let w = write_segment(&path, &p, 0, [Ok(batch)], opts(1024, &shredded)).unwrap();
-        assert_eq!((w.rows, w.min_ts_ms, w.max_ts_ms), (4, 1, 3));
+        assert_eq!((w.rows, w.min_ts_ms, w.max_ts_ms), (6, 0, 9));
+        assert_eq!(
+            footer_sort(&path).as_deref(),
+            Some("event,distinct_id,timestamp")
+        );
         let back: Vec<Event> = read_segment(&path, None, None)
             .unwrap()
             .iter()
@@ -665,53 +762,80 @@ mod tests {
             .collect();
         let order: Vec<_> = back
             .iter()
-            .map(|e| (e.distinct_id.as_str(), e.timestamp_ms))
+            .map(|e| (e.event.as_str(), e.distinct_id.as_str(), e.timestamp_ms))
             .collect();
-        assert_eq!(order, vec![("a", 1), ("a", 2), ("b", 1), ("b", 3)]);
-        assert_eq!(read_insert_ids(&path, None).unwrap().len(), 4);
+        assert_eq!(
+            order,
+            vec![
+                ("buy", "a", 9),
+                ("buy", "b", 0),
+                ("view", "a", 1),
+                ("view", "a", 2),
+                ("view", "b", 1),
+                ("view", "b", 3)
+            ]
+        );
+        assert_eq!(read_insert_ids(&path, None).unwrap().len(), 6);
         let batches = read_segment(&path, None, None).unwrap();
         let shred_col = batches[0].column_by_name("prop:k").unwrap();
-        assert_eq!(shred_col.len(), 4);
+        assert_eq!(shred_col.len(), 6);
     }
 
     #[test]
     fn streaming_merge_equals_a_full_sort_across_batch_boundaries() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = ProjectId::new("p").unwrap();
-        let mut all = Vec::new();
-        let mut paths = Vec::new();
-        for seg in 0..3u64 {
-            // 10k rows per input: several reader batches and output batches.
-            let evs: Vec<Event> = (0..10_000u64)
-                .map(|i| {
-                    let x = (i * 7919 + seg * 104_729) % 1_000;
-                    ev(&format!("u{:03}", x % 97), (x * 13 % 50) as i64)
-                })
+        for order in [RowOrder::EventUser, RowOrder::User] {
+            let dir = tempfile::tempdir().unwrap();
+            let p = ProjectId::new("p").unwrap();
+            let mut all = Vec::new();
+            let mut paths = Vec::new();
+            for seg in 0..3u64 {
+                // 10k rows per input: several reader batches and output batches.
+                let evs: Vec<Event> = (0..10_000u64)
+                    .map(|i| {
+                        let x = (i * 7919 + seg * 104_729) % 1_000;
+                        let name = ["view", "buy", "click"][(x % 7 % 3) as usize];
+                        named(name, &format!("u{:03}", x % 97), (x * 13 % 50) as i64)
+                    })
+                    .collect();
+                let path = dir.path().join(format!("{seg}.parquet"));
+                let shredded = vec!["k".to_owned()];
+                let mut batch = events_to_batch(&evs).unwrap();
+                if order == RowOrder::User {
+                    batch = in_user_order(&batch);
+                }
+                let opts = WriteOptions {
+                    order,
+                    ..opts(4096, &shredded)
+                };
+                write_segment(&path, &p, 0, [Ok(batch)], opts).unwrap();
+                all.extend(evs);
+                paths.push(path);
+            }
+            let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+            let out = dir.path().join("merged.parquet");
+            // Inputs carry a shredded column; the merge reads base columns only.
+            let merged = SortedMerge::new(&refs, order, None).unwrap();
+            let opts = WriteOptions {
+                order,
+                ..opts(4096, &[])
+            };
+            let w = write_segment(&out, &p, 0, merged, opts).unwrap();
+            assert_eq!(w.rows, 30_000);
+            assert_eq!(footer_sort(&out).as_deref(), Some(order.as_str()));
+            let key = |e: Event| match order {
+                RowOrder::EventUser => (e.event, e.distinct_id, e.timestamp_ms),
+                RowOrder::User => (String::new(), e.distinct_id, e.timestamp_ms),
+            };
+            let got: Vec<_> = read_segment(&out, None, None)
+                .unwrap()
+                .iter()
+                .flat_map(|b| batch_to_events(b, &out).unwrap())
+                .map(key)
                 .collect();
-            let path = dir.path().join(format!("{seg}.parquet"));
-            let shredded = vec!["k".to_owned()];
-            write_segment(&path, &p, 0, [events_to_batch(&evs)], opts(4096, &shredded)).unwrap();
-            all.extend(evs);
-            paths.push(path);
+            let mut want: Vec<_> = all.into_iter().map(key).collect();
+            want.sort();
+            assert_eq!(got, want, "{order:?}");
         }
-        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-        let out = dir.path().join("merged.parquet");
-        // Inputs carry a shredded column; the merge reads base columns only.
-        let merged = SortedMerge::new(&refs, None).unwrap();
-        let w = write_segment(&out, &p, 0, merged, opts(4096, &[])).unwrap();
-        assert_eq!(w.rows, 30_000);
-        let got: Vec<(String, i64)> = read_segment(&out, None, None)
-            .unwrap()
-            .iter()
-            .flat_map(|b| batch_to_events(b, &out).unwrap())
-            .map(|e| (e.distinct_id, e.timestamp_ms))
-            .collect();
-        let mut want: Vec<(String, i64)> = all
-            .into_iter()
-            .map(|e| (e.distinct_id, e.timestamp_ms))
-            .collect();
-        want.sort();
-        assert_eq!(got, want);
     }
 
     #[test]
@@ -744,7 +868,8 @@ mod tests {
         write_segment(&new, &p, 0, [events_to_batch(&[ev("a", 1)])], opts(16, &[])).unwrap();
 
         let out = dir.path().join("merged.parquet");
-        let merged = SortedMerge::new(&[old.as_path(), new.as_path()], None).unwrap();
+        let merged =
+            SortedMerge::new(&[old.as_path(), new.as_path()], RowOrder::User, None).unwrap();
         write_segment(&out, &p, 0, merged, opts(16, &[])).unwrap();
         let got: Vec<(String, String, i64)> = read_segment(&out, None, None)
             .unwrap()
@@ -767,7 +892,13 @@ mod tests {
         let mut users: Vec<String> = (0..20).map(|i| format!("u{i:02}")).collect();
         users.extend((0..5).map(long));
         let events: Vec<Event> = (0..200)
-            .map(|i| ev(&users[(i * 7) % users.len()], i as i64))
+            .map(|i| {
+                named(
+                    ["view", "buy"][i % 3 / 2],
+                    &users[(i * 7) % users.len()],
+                    i as i64,
+                )
+            })
             .collect();
         let p = ProjectId::new("p").unwrap();
         let batch = events_to_batch(&events).unwrap();

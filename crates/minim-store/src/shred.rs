@@ -174,7 +174,7 @@ mod tests {
                 .unwrap();
             a.iter().map(|v| v.map(str::to_owned)).collect()
         };
-        // Rows are in (distinct_id, timestamp) order, ties stable: input order.
+        // Rows are in (event, distinct_id, timestamp) order, ties stable: input order.
         assert_eq!(
             col("c"),
             vec![Some("DE".into()), None, Some("a\"b".into()), None]

@@ -301,9 +301,9 @@ fn view_keys(ids: &arrow::array::StringViewArray) -> arrow::array::Decimal128Arr
     arrow::array::Decimal128Array::new(keys.into(), ids.nulls().cloned())
 }
 
-/// The keys of `ids`. Segments hold each user's events together (sorted by
-/// `distinct_id`), several per day, so an id equal to the one before reuses its key
-/// instead of hashing again.
+/// The keys of `ids`. Segments hold each user's events of an event name together (sorted
+/// by event, then `distinct_id`), several per day, so an id equal to the one before reuses
+/// its key instead of hashing again.
 fn keys_of<'a>(ids: impl Iterator<Item = Option<&'a str>>) -> arrow::array::Decimal128Array {
     let seed = user_key_seed();
     let mut last: Option<(&str, i128)> = None;

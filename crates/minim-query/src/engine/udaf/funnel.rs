@@ -6,7 +6,7 @@
 //! u32), and for `funnel_chain` the interned breakdown value of first-step rows (u32; 0
 //! is NULL). Consecutive rows of one
 //! group form a run (group u32, end u32): a user's rows arrive in runs, because segments
-//! are sorted by user and time. That is 9 bytes a row (13 with breakdowns) plus 8 a run,
+//! are sorted by event, then user and time (a run per step event a segment). That is 9 bytes a row (13 with breakdowns) plus 8 a run,
 //! with no allocation per row or per group. Rows where no condition holds are dropped on
 //! arrival: they cannot be part of any chain.
 //!
@@ -16,7 +16,7 @@
 //! other groups' rows are gathered. The rows of the emitted groups are gathered group by group (a stable
 //! counting sort, linear), a range of groups at a time so that the copy is at most an
 //! eighth of the stored rows (see [`Grouped`]); each group is sorted by time unless it
-//! arrived sorted (the common case: segments are sorted by user and time), and scanned
+//! arrived sorted (a user with rows of one step event in one segment), and scanned
 //! once by [`reach`]. `EmitTo::First(n)` also moves the rows kept down and renumbers
 //! them, so each call costs time linear in all stored rows; DataFusion uses it for
 //! ordered input, where few groups are held at once.

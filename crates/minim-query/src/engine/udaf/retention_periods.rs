@@ -15,7 +15,7 @@
 //! State is sparse, so memory follows the distinct periods a group has rather than
 //! `width`: per row kept, `(group << 32) | period << 1 | kind` in one `u64` (8 bytes),
 //! with a repeat of a group's previous period of the same kind skipped on arrival
-//! (input sorted by user and time repeats periods), and the whole list sorted and
+//! (input sorted by user and time within an event repeats periods), and the whole list sorted and
 //! deduplicated whenever it doubles. Up to [`DENSE_MAX_WIDTH`] periods (the common case:
 //! daily retention over weeks, trends' daily buckets over two months), state is dense
 //! instead: two `u64` bitmasks per group (16 bytes), a row one OR. The intermediate state
