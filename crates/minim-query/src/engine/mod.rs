@@ -12,6 +12,7 @@
 mod bucket;
 mod columns;
 mod encryption;
+mod event_filter;
 mod events;
 mod filter;
 mod funnel;
@@ -505,6 +506,7 @@ async fn session_with_limits(
         .with_physical_optimizer_rule(Arc::new(time_filter::TimeFilterRule {
             times: Arc::new(times),
         }))
+        .with_physical_optimizer_rule(Arc::new(event_filter::EventFilterRule))
         .with_physical_optimizer_rule(Arc::new(one_stage::OneStageRule))
         .with_physical_optimizer_rule(Arc::new(per_user::PerUserRule))
         .build();

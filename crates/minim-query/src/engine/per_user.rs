@@ -247,10 +247,28 @@ pub(crate) struct TextGroups {
     values: Vec<Option<Box<str>>>,
     value_bytes: usize,
     null_group: Option<usize>,
+    /// A direct-mapped cache in front of `short`: (value's view, group) by a multiplicative
+    /// hash of the view. Breakdown values are few (countries, browsers), so a new run's
+    /// value is nearly always here: a multiply and one compare instead of hashing the
+    /// view and probing the map. Empty slots hold [`NO_VIEW`], which no short value's view
+    /// equals (its length field is above [`INLINE_MAX`]).
+    recent: Vec<(u128, usize)>,
 }
 
 /// The longest value a string view holds whole.
 const INLINE_MAX: u32 = 12;
+
+/// Slots of [`TextGroups::recent`] (a power of two).
+const RECENT_SLOTS: usize = 256;
+
+const NO_VIEW: u128 = u128::MAX;
+
+/// The [`TextGroups::recent`] slot of a short value's view.
+#[inline]
+fn recent_slot(view: u128) -> usize {
+    let folded = (view as u64) ^ ((view >> 64) as u64);
+    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT_SLOTS.trailing_zeros())) as usize
+}
 
 impl TextGroups {
     /// The group of each row of `keys`, numbering new values from `len()` on.
@@ -261,6 +279,9 @@ impl TextGroups {
     ) -> Result<()> {
         groups.clear();
         groups.reserve(keys.len());
+        if self.recent.is_empty() {
+            self.recent = vec![(NO_VIEW, 0); RECENT_SLOTS];
+        }
         let nulls = keys.nulls().filter(|n| n.null_count() > 0);
         let mut last: Option<(u128, usize)> = None;
         for (i, &view) in keys.views().iter().enumerate() {
@@ -284,11 +305,19 @@ impl TextGroups {
                 // The length and the value, without whatever a writer left in the
                 // padding (the format says zeros; equal values must meet anyway).
                 let short = view & (u128::MAX >> (8 * (INLINE_MAX - len)));
-                match self.short.get(&short) {
-                    Some(&g) => g,
-                    None => {
-                        let g = self.push_value(keys.value(i));
-                        self.short.insert(short, g);
+                let slot = recent_slot(short);
+                match self.recent[slot] {
+                    (v, g) if v == short => g,
+                    _ => {
+                        let g = match self.short.get(&short) {
+                            Some(&g) => g,
+                            None => {
+                                let g = self.push_value(keys.value(i));
+                                self.short.insert(short, g);
+                                g
+                            }
+                        };
+                        self.recent[slot] = (short, g);
                         g
                     }
                 }
@@ -334,6 +363,7 @@ impl GroupKeys for TextGroups {
         self.value_bytes
             + self.values.capacity() * size_of::<Option<Box<str>>>()
             + self.short.capacity() * (size_of::<(u128, usize)>() + 1)
+            + self.recent.capacity() * size_of::<(u128, usize)>()
             + self.long.capacity() * (size_of::<(Box<[u8]>, usize)>() + 1)
     }
 
@@ -758,6 +788,61 @@ mod tests {
                     Some("twelve bytes")
                 ]
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// Many more distinct values than the recent-value cache has slots (so slots are
+        /// shared and overwritten), short and long, NULLs, runs: groups number the values
+        /// by first appearance, across batches.
+        #[test]
+        fn text_groups_number_values_by_first_appearance(
+            batches in proptest::collection::vec(
+                proptest::collection::vec(
+                    (proptest::option::weighted(0.95, 0..700usize), 1..4usize),
+                    0..300,
+                ),
+                1..4,
+            ),
+        ) {
+            let text_of = |i: usize| {
+                if i.is_multiple_of(7) {
+                    format!("a long value, number {i:04}")
+                } else {
+                    format!("v{i}")
+                }
+            };
+            let mut text = TextGroups::default();
+            let mut seen: Vec<Option<String>> = Vec::new();
+            let mut groups = Vec::new();
+            for batch in batches {
+                let rows: Vec<Option<String>> = batch
+                    .iter()
+                    .flat_map(|&(v, run)| std::iter::repeat_n(v.map(text_of), run))
+                    .collect();
+                let array = arrow::array::StringViewArray::from(
+                    rows.iter().map(|r| r.as_deref()).collect::<Vec<_>>(),
+                );
+                text.intern(&array, &mut groups).unwrap();
+                let want: Vec<usize> = rows
+                    .iter()
+                    .map(|r| match seen.iter().position(|s| s == r) {
+                        Some(g) => g,
+                        None => {
+                            seen.push(r.clone());
+                            seen.len() - 1
+                        }
+                    })
+                    .collect();
+                proptest::prop_assert_eq!(&groups, &want);
+            }
+            let column = text.into_column().unwrap();
+            let got: Vec<Option<String>> = column
+                .as_string_view()
+                .iter()
+                .map(|v| v.map(str::to_owned))
+                .collect();
+            proptest::prop_assert_eq!(got, seen);
         }
     }
 }
