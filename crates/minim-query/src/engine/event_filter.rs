@@ -1,6 +1,7 @@
 //! A physical optimizer rule: a filter's `event = 'x'` and `event IN ('x', ...)` become
 //! `minim_event_in(event, 'x', ...)`, which answers a batch whose rows are all one event
-//! with one value.
+//! with one value. Per-user aggregations (`per_user.rs`) evaluate their arguments (a
+//! funnel's step conditions) the same way.
 //!
 //! Segments are sorted by event first, and `event` is read as a dictionary, so almost
 //! every batch a scan yields holds one event: all its keys are equal. Arrow's comparison
@@ -55,17 +56,12 @@ impl PhysicalOptimizerRule for EventFilterRule {
                 return Ok(None);
             };
             let schema = filter.input().schema();
-            let rewritten = Arc::clone(filter.predicate()).transform_up(|e| {
-                Ok(match event_in(&e, &schema, &config)? {
-                    Some(new) => Transformed::yes(new),
-                    None => Transformed::no(e),
-                })
-            })?;
-            if !rewritten.transformed {
+            let predicate = with_event_in(Arc::clone(filter.predicate()), &schema, &config)?;
+            if Arc::ptr_eq(&predicate, filter.predicate()) {
                 return Ok(None);
             }
             let rebuilt = FilterExecBuilder::from(filter)
-                .with_predicate(rewritten.data)
+                .with_predicate(predicate)
                 .build()?;
             Ok(Some(Arc::new(rebuilt) as Arc<dyn ExecutionPlan>))
         })
@@ -78,6 +74,24 @@ impl PhysicalOptimizerRule for EventFilterRule {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// `expr` with every comparison of `event` with constants (see [`event_in`]) as
+/// `minim_event_in`; `expr` itself (the same `Arc`) when it has none. Also used for the
+/// arguments of per-user aggregations (a funnel's step conditions, `per_user.rs`).
+pub(crate) fn with_event_in(
+    expr: Arc<dyn PhysicalExpr>,
+    schema: &arrow::datatypes::Schema,
+    config: &Arc<ConfigOptions>,
+) -> Result<Arc<dyn PhysicalExpr>> {
+    Ok(expr
+        .transform_up(|e| {
+            Ok(match event_in(&e, schema, config)? {
+                Some(new) => Transformed::yes(new),
+                None => Transformed::no(e),
+            })
+        })?
+        .data)
 }
 
 /// `expr` as `minim_event_in`, if it compares the dictionary `event` column with one or

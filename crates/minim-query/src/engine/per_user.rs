@@ -258,6 +258,18 @@ pub(crate) struct TextGroups {
 /// The longest value a string view holds whole.
 const INLINE_MAX: u32 = 12;
 
+/// The bits of a string view that hold a value of `len` bytes (up to [`INLINE_MAX`]):
+/// the length and the value, not the padding after it.
+const SHORT_MASKS: [u128; INLINE_MAX as usize + 1] = {
+    let mut masks = [0u128; INLINE_MAX as usize + 1];
+    let mut len = 0;
+    while len <= INLINE_MAX as usize {
+        masks[len] = u128::MAX >> (8 * (INLINE_MAX as usize - len));
+        len += 1;
+    }
+    masks
+};
+
 /// Slots of [`TextGroups::recent`] (a power of two).
 const RECENT_SLOTS: usize = 256;
 
@@ -283,7 +295,8 @@ impl TextGroups {
             self.recent = vec![(NO_VIEW, 0); RECENT_SLOTS];
         }
         let nulls = keys.nulls().filter(|n| n.null_count() > 0);
-        let mut last: Option<(u128, usize)> = None;
+        // The previous long value and its group: runs of one reuse it without hashing.
+        let mut last_long: Option<(u128, usize)> = None;
         for (i, &view) in keys.views().iter().enumerate() {
             if nulls.is_some_and(|n| n.is_null(i)) {
                 let next = self.values.len();
@@ -294,36 +307,25 @@ impl TextGroups {
                 groups.push(g);
                 continue;
             }
-            if let Some((v, g)) = last
-                && v == view
-            {
-                groups.push(g);
-                continue;
-            }
             let len = view as u32;
             let g = if len <= INLINE_MAX {
                 // The length and the value, without whatever a writer left in the
-                // padding (the format says zeros; equal values must meet anyway).
-                let short = view & (u128::MAX >> (8 * (INLINE_MAX - len)));
+                // padding (the format says zeros; equal values must meet anyway). Every
+                // row asks the cache, run or not: the hit is predictable, while "same as
+                // the row before" is not (runs are a few rows long).
+                let short = view & SHORT_MASKS[len as usize];
                 let slot = recent_slot(short);
                 match self.recent[slot] {
                     (v, g) if v == short => g,
-                    _ => {
-                        let g = match self.short.get(&short) {
-                            Some(&g) => g,
-                            None => {
-                                let g = self.push_value(keys.value(i));
-                                self.short.insert(short, g);
-                                g
-                            }
-                        };
-                        self.recent[slot] = (short, g);
-                        g
-                    }
+                    _ => self.short_miss(short, slot, keys.value(i)),
                 }
+            } else if let Some((v, g)) = last_long
+                && v == view
+            {
+                g
             } else {
                 let text = keys.value(i);
-                match self.long.get(text.as_bytes()) {
+                let g = match self.long.get(text.as_bytes()) {
                     Some(&g) => g,
                     None => {
                         let g = self.push_value(text);
@@ -332,12 +334,29 @@ impl TextGroups {
                         self.value_bytes += text.len();
                         g
                     }
-                }
+                };
+                last_long = Some((view, g));
+                g
             };
-            last = Some((view, g));
             groups.push(g);
         }
         Ok(())
+    }
+
+    /// The group of a short value missing from the cache (`short` its masked view),
+    /// numbering it if it is new; the cache's `slot` then holds it.
+    #[cold]
+    fn short_miss(&mut self, short: u128, slot: usize, value: &str) -> usize {
+        let g = match self.short.get(&short) {
+            Some(&g) => g,
+            None => {
+                let g = self.push_value(value);
+                self.short.insert(short, g);
+                g
+            }
+        };
+        self.recent[slot] = (short, g);
+        g
     }
 
     fn push_value(&mut self, value: &str) -> usize {
@@ -398,6 +417,9 @@ pub(crate) struct PerUserExec {
     input: Arc<dyn ExecutionPlan>,
     key: Arc<dyn PhysicalExpr>,
     aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    /// Each aggregate's arguments as evaluated: its expressions, with comparisons of
+    /// `event` as `event_filter.rs` answers them (a constant for a one-event batch).
+    args: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
     properties: Arc<PlanProperties>,
 }
@@ -408,6 +430,7 @@ impl PerUserExec {
         input: Arc<dyn ExecutionPlan>,
         key: Arc<dyn PhysicalExpr>,
         aggregates: Vec<Arc<AggregateFunctionExpr>>,
+        args: Vec<Vec<Arc<dyn PhysicalExpr>>>,
         filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
         schema: SchemaRef,
     ) -> Self {
@@ -423,6 +446,7 @@ impl PerUserExec {
             input,
             key,
             aggregates,
+            args,
             filters,
             properties: Arc::new(properties),
         }
@@ -474,8 +498,8 @@ impl ExecutionPlan for PerUserExec {
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
         let mut exprs = vec![Arc::clone(&self.key)];
-        for a in &self.aggregates {
-            exprs.extend(a.expressions());
+        for a in &self.args {
+            exprs.extend(a.iter().cloned());
         }
         exprs.extend(self.filters.iter().flatten().cloned());
         for e in &exprs {
@@ -497,6 +521,7 @@ impl ExecutionPlan for PerUserExec {
             input,
             Arc::clone(&self.key),
             self.aggregates.clone(),
+            self.args.clone(),
             self.filters.clone(),
             self.schema(),
         )))
@@ -512,6 +537,7 @@ impl ExecutionPlan for PerUserExec {
             kind: self.kind,
             key: Arc::clone(&self.key),
             aggregates: self.aggregates.clone(),
+            args: self.args.clone(),
             filters: self.filters.clone(),
             schema: self.schema(),
         };
@@ -546,6 +572,7 @@ struct Aggregation {
     kind: Kind,
     key: Arc<dyn PhysicalExpr>,
     aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    args: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
     schema: SchemaRef,
 }
@@ -568,13 +595,9 @@ impl Aggregation {
             let rows = batch.num_rows();
             let key = self.key.evaluate(&batch)?.into_array(rows)?;
             keys.intern_array(&key, &mut groups)?;
-            for ((acc, aggregate), filter) in accumulators
-                .iter_mut()
-                .zip(&self.aggregates)
-                .zip(&self.filters)
+            for ((acc, args), filter) in accumulators.iter_mut().zip(&self.args).zip(&self.filters)
             {
-                let values: Vec<ArrayRef> = aggregate
-                    .expressions()
+                let values: Vec<ArrayRef> = args
                     .iter()
                     .map(|e| e.evaluate(&batch)?.into_array(rows))
                     .collect::<Result<_>>()?;
@@ -611,9 +634,10 @@ impl PhysicalOptimizerRule for PerUserRule {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        super::rewrite_plan(plan, keyed_aggregation)
+        let config = Arc::new(config.clone());
+        super::rewrite_plan(plan, |node| keyed_aggregation(node, &config))
     }
 
     fn name(&self) -> &str {
@@ -629,7 +653,10 @@ impl PhysicalOptimizerRule for PerUserRule {
 /// a [`PerUserExec`] of [`Kind::PerUser`]; the partial stage of one grouped by a text
 /// (`Utf8View`) column whose functions need no order or distinct values, as one of
 /// [`Kind::PartialByText`]. Either way every function has a groups accumulator.
-fn keyed_aggregation(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+fn keyed_aggregation(
+    node: &Arc<dyn ExecutionPlan>,
+    config: &Arc<ConfigOptions>,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(agg) = node.downcast_ref::<AggregateExec>() else {
         return Ok(None);
     };
@@ -671,11 +698,22 @@ fn keyed_aggregation(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Exe
         }
         _ => return Ok(None),
     };
+    let args = agg
+        .aggr_expr()
+        .iter()
+        .map(|a| {
+            a.expressions()
+                .into_iter()
+                .map(|e| super::event_filter::with_event_in(e, &input_schema, config))
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<_>>()?;
     Ok(Some(Arc::new(PerUserExec::new(
         kind,
         Arc::clone(agg.input()),
         Arc::clone(key),
         agg.aggr_expr().to_vec(),
+        args,
         agg.filter_expr().to_vec(),
         agg.schema(),
     ))))
