@@ -270,6 +270,15 @@ const SHORT_MASKS: [u128; INLINE_MAX as usize + 1] = {
     masks
 };
 
+/// A string view's value with the padding cleared, if the value is short enough to be
+/// inside the view: two such views are equal exactly when their values are.
+#[inline]
+pub(crate) fn inline_value(view: u128) -> Option<u128> {
+    SHORT_MASKS
+        .get(view as u32 as usize)
+        .map(|mask| view & mask)
+}
+
 /// Slots of [`TextGroups::recent`] (a power of two).
 const RECENT_SLOTS: usize = 256;
 

@@ -11,6 +11,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 
+use super::per_user::inline_value;
 use crate::props;
 
 pub const PROP_STR: &str = "prop_str";
@@ -291,7 +292,17 @@ fn view_keys(ids: &arrow::array::StringViewArray) -> arrow::array::Decimal128Arr
         }
         let id = ids.value(i).as_bytes();
         let key = match last {
-            Some((_, text, key)) if text == id => key,
+            // Two short ids are equal exactly when their views are (padding aside), so a
+            // new user's short id never has its bytes compared; long ones (which share
+            // prefixes, such as `anon-`) compare their last 8 bytes before the rest.
+            Some((v, text, key))
+                if match (inline_value(v), inline_value(view)) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => text.last_chunk::<8>() == id.last_chunk::<8>() && text == id,
+                } =>
+            {
+                key
+            }
             // Reinterpreting the hash's bits: a key, not a number.
             _ => twox_hash::XxHash3_128::oneshot_with_seed(seed, id) as i128,
         };
@@ -387,6 +398,15 @@ mod tests {
             None,
             None,
             Some("a-user-id-longer-than-twelve-bytez"),
+            // Short ids of one length side by side, then the longest short length.
+            Some("user-11"),
+            Some("user-12"),
+            Some("user-12"),
+            Some("user-11"),
+            Some("twelve bytes"),
+            Some("twelve bytez"),
+            Some("twelve bytez"),
+            Some(long),
         ];
         let expected = keys_of(ids.iter().copied());
         // Each value its own view, and then equal values sharing views (as a dictionary
