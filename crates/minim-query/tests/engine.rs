@@ -339,6 +339,7 @@ fn rows_of_one_event_are_found_without_reading_the_others() {
             // The filter answers one-event batches whole (`event_filter.rs`); the scan
             // still prunes with the comparison.
             assert!(shown.contains("minim_event_in"), "{shown}");
+            assert!(shown.contains("BatchFilterExec"), "{shown}");
             (n, pruning(&plan, "row_groups_pruned_statistics"))
         });
         let want = events.iter().filter(|e| e.event == name).count();
