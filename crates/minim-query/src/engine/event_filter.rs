@@ -488,7 +488,7 @@ mod tests {
             batch(&["view"; 2], 12),
         ];
         let source = datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
-            &[batches.clone()],
+            std::slice::from_ref(&batches),
             Arc::clone(&schema),
             None,
         )
