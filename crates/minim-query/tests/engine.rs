@@ -146,6 +146,15 @@ fn segment_and_memtable(
     events: &[Event],
     in_segment: usize,
 ) -> (tokio::runtime::Runtime, tempfile::TempDir, Store, ProjectId) {
+    stored(events, in_segment, StoreConfig::default().row_group_rows)
+}
+
+/// [`segment_and_memtable`] with segments of `row_group_rows`-row groups.
+fn stored(
+    events: &[Event],
+    in_segment: usize,
+    row_group_rows: usize,
+) -> (tokio::runtime::Runtime, tempfile::TempDir, Store, ProjectId) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -153,6 +162,7 @@ fn segment_and_memtable(
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(StoreConfig {
         data_dir: dir.path().to_path_buf(),
+        row_group_rows,
         ..StoreConfig::default()
     })
     .unwrap();
@@ -277,18 +287,6 @@ fn pruning(
 /// row groups holding it: the others' `event` statistics exclude it.
 #[test]
 fn rows_of_one_event_are_found_without_reading_the_others() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig {
-        data_dir: dir.path().to_path_buf(),
-        row_group_rows: 16,
-        ..StoreConfig::default()
-    })
-    .unwrap();
-    let p = ProjectId::new("p").unwrap();
     // 225 events of one day by 7 users: every 45th a purchase, every 9th (else) a
     // signup, the rest views, so purchases and signups are spread over users and times.
     let events: Vec<Event> = (0..225u32)
@@ -304,13 +302,7 @@ fn rows_of_one_event_are_found_without_reading_the_others() {
             ..ev(i, "{}".to_owned())
         })
         .collect();
-    store
-        .append_blocking(EventBatch {
-            project: p.clone(),
-            events: events.clone(),
-        })
-        .unwrap();
-    store.flush().unwrap();
+    let (rt, _dir, store, p) = stored(&events, events.len(), 16);
     let snapshot = store.snapshot();
     assert_eq!(snapshot.segments.len(), 1);
     for name in ["purchase", "signup", "view", "absent"] {
