@@ -1,8 +1,10 @@
 //! `funnel` on DataFusion: the step events of `[from, to + window]` grouped by user into
 //! the `funnel_chain` aggregate (ClickHouse `windowFunnel` plus the user's chain and
-//! breakdown value), then summarized like the reference (`reference::funnel::summarize`).
+//! breakdown value), then tallied like the reference (`reference::funnel::FunnelTally`)
+//! straight from the result columns.
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, Int64Array, ListArray, RecordBatch, StringArray};
+use arrow::buffer::NullBuffer;
 use arrow::datatypes::Int64Type;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
@@ -15,7 +17,7 @@ use super::columns;
 use super::filter::{Exprs, event_is, time_range, ts_lit};
 use super::table::EVENTS_TABLE;
 use super::udaf::FUNNEL_CHAIN;
-use crate::reference::funnel::{Outcome, summarize};
+use crate::reference::funnel::FunnelTally;
 use crate::result::FunnelResult;
 use crate::spec::{Date, FunnelSpec};
 
@@ -58,47 +60,74 @@ pub(crate) async fn run(ctx: &SessionContext, spec: &FunnelSpec) -> Result<Funne
         .collect()
         .await?;
 
-    let mut outcomes = Vec::new();
-    for b in &batches {
-        read_outcomes(b, &mut outcomes)?;
+    let chains = batches.iter().map(Chains::of).collect::<Result<Vec<_>>>()?;
+    let mut tally = FunnelTally::new(spec);
+    for c in &chains {
+        c.add_to(&mut tally);
     }
-    Ok(summarize(spec, &outcomes))
+    Ok(tally.finish())
 }
 
-/// Appends the users with level >= 1 from a batch of `funnel_chain` structs.
-fn read_outcomes(batch: &RecordBatch, out: &mut Vec<Outcome>) -> Result<()> {
-    let chains = batch
-        .column(0)
-        .as_struct_opt()
-        .ok_or_else(|| DataFusionError::Internal("funnel_chain must return a struct".into()))?;
-    let field = |name: &str| {
-        chains
-            .column_by_name(name)
-            .cloned()
-            .ok_or_else(|| DataFusionError::Internal(format!("funnel_chain has no {name}")))
-    };
-    let levels = field("level")?;
-    let levels = levels
-        .as_primitive_opt::<Int64Type>()
-        .ok_or_else(|| DataFusionError::Internal("funnel_chain level must be Int64".into()))?;
-    let times = field("times")?;
-    let times = times
-        .as_list_opt::<i32>()
-        .ok_or_else(|| DataFusionError::Internal("funnel_chain times must be a list".into()))?;
-    let breakdowns = RecordBatch::try_from_iter([("b", field("breakdown")?)])?;
-    let breakdowns = columns::utf8(&breakdowns, 0)?;
-    for i in 0..chains.len() {
-        if chains.is_null(i) || levels.is_null(i) || levels.value(i) < 1 {
-            continue;
-        }
-        let t = times.value(i);
-        let t = t
+/// The `funnel_chain` structs of one result batch, by column.
+struct Chains {
+    levels: Int64Array,
+    times: ListArray,
+    breakdowns: StringArray,
+    /// The struct's own NULLs (none expected: the aggregate is NOT NULL).
+    nulls: Option<NullBuffer>,
+}
+
+impl Chains {
+    fn of(batch: &RecordBatch) -> Result<Self> {
+        let chains = batch
+            .column(0)
+            .as_struct_opt()
+            .ok_or_else(|| DataFusionError::Internal("funnel_chain must return a struct".into()))?;
+        let field = |name: &str| {
+            chains
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| DataFusionError::Internal(format!("funnel_chain has no {name}")))
+        };
+        let levels = field("level")?
             .as_primitive_opt::<Int64Type>()
-            .ok_or_else(|| DataFusionError::Internal("funnel_chain times must be Int64".into()))?;
-        out.push(Outcome {
-            times: t.values().to_vec(),
-            breakdown: columns::opt_str(&breakdowns, i),
-        });
+            .cloned()
+            .ok_or_else(|| DataFusionError::Internal("funnel_chain level must be Int64".into()))?;
+        let times = field("times")?
+            .as_list_opt::<i32>()
+            .cloned()
+            .ok_or_else(|| DataFusionError::Internal("funnel_chain times must be a list".into()))?;
+        if times.values().as_primitive_opt::<Int64Type>().is_none() {
+            return Err(DataFusionError::Internal(
+                "funnel_chain times must be Int64".into(),
+            ));
+        }
+        let breakdowns = RecordBatch::try_from_iter([("b", field("breakdown")?)])?;
+        Ok(Self {
+            levels,
+            times,
+            breakdowns: columns::utf8(&breakdowns, 0)?,
+            nulls: chains.nulls().cloned(),
+        })
     }
-    Ok(())
+
+    /// Adds each user with level >= 1 (chain times straight from the list's values).
+    fn add_to<'a>(&'a self, tally: &mut FunnelTally<'_, 'a>) {
+        let values = self.times.values().as_primitive::<Int64Type>().values();
+        let offsets = self.times.value_offsets();
+        for (i, level) in self.levels.iter().enumerate() {
+            if self.nulls.as_ref().is_some_and(|n| n.is_null(i)) || level.unwrap_or(0) < 1 {
+                continue;
+            }
+            let (Some(&from), Some(&to)) = (offsets.get(i), offsets.get(i + 1)) else {
+                continue;
+            };
+            let times = values.get(from as usize..to as usize).unwrap_or_default();
+            let breakdown = self
+                .breakdowns
+                .is_valid(i)
+                .then(|| self.breakdowns.value(i));
+            tally.add(times, breakdown);
+        }
+    }
 }

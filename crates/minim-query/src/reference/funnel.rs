@@ -31,7 +31,7 @@
 //!   ranked by users entering (step 1 count) descending, then value ascending; the first
 //!   `breakdown_limit` are listed, the rest merged into `"$other"` (last).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use minim_core::Event;
 
@@ -65,33 +65,142 @@ pub fn funnel(spec: &FunnelSpec, events: &[Event]) -> FunnelResult {
 
 /// Step counts, medians and breakdowns of the users' outcomes (users with level >= 1).
 pub(crate) fn summarize(spec: &FunnelSpec, outcomes: &[Outcome]) -> FunnelResult {
-    let steps = step_results(spec, &outcomes.iter().collect::<Vec<_>>());
-    let breakdowns = spec.breakdown.as_ref().map(|_| {
-        let mut groups: BTreeMap<Option<String>, Vec<&Outcome>> = BTreeMap::new();
-        for o in outcomes {
-            groups.entry(o.breakdown.clone()).or_default().push(o);
+    let mut tally = FunnelTally::new(spec);
+    for o in outcomes {
+        tally.add(&o.times, o.breakdown.as_deref());
+    }
+    tally.finish()
+}
+
+/// Builds a funnel's result from its users' chains one user at a time, keeping per
+/// breakdown value only counts and the gaps between steps (no copy of the chains), so
+/// engines feed it straight from their result columns.
+pub(crate) struct FunnelTally<'s, 'a> {
+    spec: &'s FunnelSpec,
+    total: StepTally,
+    /// Per breakdown value (when the spec has a breakdown).
+    by_value: HashMap<Option<&'a str>, StepTally>,
+}
+
+/// The users reaching each step and, for steps after the first, their gaps.
+#[derive(Debug, Clone, Default)]
+struct StepTally {
+    /// `reached[i]`: users whose chain has more than `i` steps.
+    reached: Vec<u64>,
+    /// `gaps[i]` (`i >= 1`): `t(e_i) - t(e_{i-1})` of each user counted in `reached[i]`.
+    gaps: Vec<Vec<i64>>,
+}
+
+impl StepTally {
+    fn new(steps: usize) -> Self {
+        Self {
+            reached: vec![0; steps],
+            gaps: vec![Vec::new(); steps],
         }
-        let mut ranked: Vec<(Option<String>, Vec<&Outcome>)> = groups.into_iter().collect();
-        // By users descending, then value ascending (`None` first).
-        ranked.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
-        let rest = ranked.split_off(spec.breakdown_limit().min(ranked.len()));
-        let mut out: Vec<FunnelBreakdown> = ranked
-            .into_iter()
-            .map(|(value, group)| FunnelBreakdown {
-                breakdown_value: value,
-                steps: step_results(spec, &group),
+    }
+
+    fn add(&mut self, times: &[i64]) {
+        for (i, (count, gaps)) in self.reached.iter_mut().zip(&mut self.gaps).enumerate() {
+            let Some(&t) = times.get(i) else { break };
+            *count += 1;
+            if let Some(&previous) = i.checked_sub(1).and_then(|p| times.get(p)) {
+                gaps.push(t - previous);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Self) {
+        for (count, more) in self.reached.iter_mut().zip(other.reached) {
+            *count += more;
+        }
+        for (gaps, more) in self.gaps.iter_mut().zip(other.gaps) {
+            gaps.extend(more);
+        }
+    }
+
+    fn results(self, spec: &FunnelSpec) -> Vec<FunnelStepResult> {
+        spec.steps
+            .iter()
+            .zip(self.reached.into_iter().zip(self.gaps))
+            .enumerate()
+            .map(|(i, (step, (count, gaps)))| {
+                let median = if i == 0 {
+                    None
+                } else {
+                    let gaps = sorted(gaps.into_iter().map(|ms| ms as f64).collect());
+                    quantile_exact(&gaps, 0.5).map(|ms| ms / 1000.0)
+                };
+                FunnelStepResult {
+                    event: step.event.clone(),
+                    count,
+                    median_seconds_from_previous: median,
+                }
             })
-            .collect();
-        if !rest.is_empty() {
-            let merged: Vec<&Outcome> = rest.into_iter().flat_map(|(_, g)| g).collect();
-            out.push(FunnelBreakdown {
-                breakdown_value: Some(OTHER_BREAKDOWN.to_string()),
-                steps: step_results(spec, &merged),
-            });
+            .collect()
+    }
+}
+
+impl<'s, 'a> FunnelTally<'s, 'a> {
+    pub(crate) fn new(spec: &'s FunnelSpec) -> Self {
+        Self {
+            spec,
+            total: StepTally::new(spec.steps.len()),
+            by_value: HashMap::new(),
         }
-        out
-    });
-    FunnelResult { steps, breakdowns }
+    }
+
+    /// Adds one user's chain times (`times.len()` is their level; level 0 is ignored)
+    /// and breakdown value.
+    pub(crate) fn add(&mut self, times: &[i64], breakdown: Option<&'a str>) {
+        if times.is_empty() {
+            return;
+        }
+        self.total.add(times);
+        if self.spec.breakdown.is_some() {
+            let steps = self.spec.steps.len();
+            self.by_value
+                .entry(breakdown)
+                .or_insert_with(|| StepTally::new(steps))
+                .add(times);
+        }
+    }
+
+    pub(crate) fn finish(self) -> FunnelResult {
+        let spec = self.spec;
+        let breakdowns = spec.breakdown.as_ref().map(|_| {
+            let mut ranked: Vec<(Option<&str>, StepTally)> = self.by_value.into_iter().collect();
+            // By users entering descending, then value ascending (`None` first).
+            ranked.sort_by(|a, b| {
+                let entering = |t: &StepTally| t.reached.first().copied().unwrap_or(0);
+                entering(&b.1)
+                    .cmp(&entering(&a.1))
+                    .then_with(|| a.0.cmp(&b.0))
+            });
+            let rest = ranked.split_off(spec.breakdown_limit().min(ranked.len()));
+            let mut out: Vec<FunnelBreakdown> = ranked
+                .into_iter()
+                .map(|(value, tally)| FunnelBreakdown {
+                    breakdown_value: value.map(str::to_owned),
+                    steps: tally.results(spec),
+                })
+                .collect();
+            if !rest.is_empty() {
+                let mut merged = StepTally::new(spec.steps.len());
+                for (_, tally) in rest {
+                    merged.merge(tally);
+                }
+                out.push(FunnelBreakdown {
+                    breakdown_value: Some(OTHER_BREAKDOWN.to_string()),
+                    steps: merged.results(spec),
+                });
+            }
+            out
+        });
+        FunnelResult {
+            steps: self.total.results(spec),
+            breakdowns,
+        }
+    }
 }
 
 /// Times of the chain starting at `first`: each later step takes the earliest event of
@@ -150,28 +259,88 @@ fn better(a: &Outcome, b: &Outcome) -> bool {
     }
 }
 
-fn step_results(spec: &FunnelSpec, outcomes: &[&Outcome]) -> Vec<FunnelStepResult> {
-    spec.steps
-        .iter()
-        .enumerate()
-        .map(|(i, step)| {
-            let reached: Vec<&&Outcome> = outcomes.iter().filter(|o| o.times.len() > i).collect();
-            let median = if i == 0 {
-                None
-            } else {
-                let gaps = sorted(
-                    reached
-                        .iter()
-                        .filter_map(|o| Some((o.times.get(i)? - o.times.get(i - 1)?) as f64))
-                        .collect(),
-                );
-                quantile_exact(&gaps, 0.5).map(|ms| ms / 1000.0)
-            };
-            FunnelStepResult {
-                event: step.event.clone(),
-                count: reached.len() as u64,
-                median_seconds_from_previous: median,
-            }
-        })
-        .collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::FunnelStepSpec;
+
+    fn spec(breakdown_limit: Option<i64>) -> FunnelSpec {
+        let date = |s| Date::parse(s).expect("date");
+        FunnelSpec {
+            from: date("2026-01-01"),
+            to: date("2026-01-02"),
+            steps: ["a", "b", "c"]
+                .into_iter()
+                .map(|e| FunnelStepSpec { event: e.into() })
+                .collect(),
+            window_seconds: 60,
+            breakdown: Some("plan".into()),
+            breakdown_limit,
+        }
+    }
+
+    fn step(event: &str, count: u64, median: Option<f64>) -> FunnelStepResult {
+        FunnelStepResult {
+            event: event.into(),
+            count,
+            median_seconds_from_previous: median,
+        }
+    }
+
+    #[test]
+    fn tally_counts_levels_ranks_values_and_merges_the_rest() {
+        let spec = spec(Some(2));
+        let users: [(&[i64], Option<&str>); 7] = [
+            (&[1_000, 3_000, 4_000], Some("pro")),
+            (&[5_000, 6_000], Some("pro")),
+            (&[7_000], Some("pro")),
+            (&[1_000, 2_000], None),
+            (&[9_000], None),
+            (&[], Some("free")), // level 0: not counted anywhere
+            (&[2_000, 2_500], Some("team")),
+        ];
+        let mut tally = FunnelTally::new(&spec);
+        for (times, value) in users {
+            tally.add(times, value);
+        }
+        let result = tally.finish();
+        // Gaps of step b: 2000, 1000, 1000, 500 ms -> upper median 1000; step c: 1000.
+        assert_eq!(
+            result.steps,
+            vec![
+                step("a", 6, None),
+                step("b", 4, Some(1.0)),
+                step("c", 1, Some(1.0))
+            ]
+        );
+        let breakdowns = result.breakdowns.expect("breakdowns");
+        let values: Vec<Option<&str>> = breakdowns
+            .iter()
+            .map(|b| b.breakdown_value.as_deref())
+            .collect();
+        // 3 users of "pro", 2 of NULL, then "team" (1 user) merged into "$other".
+        assert_eq!(values, vec![Some("pro"), None, Some(OTHER_BREAKDOWN)]);
+        assert_eq!(
+            breakdowns.first().map(|b| b.steps.clone()),
+            Some(vec![
+                step("a", 3, None),
+                step("b", 2, Some(2.0)),
+                step("c", 1, Some(1.0))
+            ])
+        );
+        assert_eq!(
+            breakdowns.last().map(|b| b.steps.clone()),
+            Some(vec![
+                step("a", 1, None),
+                step("b", 1, Some(0.5)),
+                step("c", 0, None)
+            ])
+        );
+        // Without a breakdown in the spec, values are ignored.
+        let mut plain = spec.clone();
+        plain.breakdown = None;
+        let mut tally = FunnelTally::new(&plain);
+        tally.add(&[1, 2], Some("pro"));
+        assert_eq!(tally.finish().breakdowns, None);
+    }
 }
