@@ -599,20 +599,30 @@ impl Aggregation {
             .collect::<Result<_>>()?;
         let mut keys = K::default();
         let mut groups = Vec::new();
+        let mut constants: Vec<Vec<Constant>> = self
+            .args
+            .iter()
+            .map(|args| vec![Constant::default(); args.len() + 1])
+            .collect();
         while let Some(batch) = input.next().await {
             let batch = batch?;
             let rows = batch.num_rows();
             let key = self.key.evaluate(&batch)?.into_array(rows)?;
             keys.intern_array(&key, &mut groups)?;
-            for ((acc, args), filter) in accumulators.iter_mut().zip(&self.args).zip(&self.filters)
+            for (((acc, args), filter), constants) in accumulators
+                .iter_mut()
+                .zip(&self.args)
+                .zip(&self.filters)
+                .zip(&mut constants)
             {
                 let values: Vec<ArrayRef> = args
                     .iter()
-                    .map(|e| e.evaluate(&batch)?.into_array(rows))
+                    .zip(constants.iter_mut())
+                    .map(|(e, c)| c.array(e.evaluate(&batch)?, rows))
                     .collect::<Result<_>>()?;
-                let filter = match filter {
-                    Some(f) => Some(f.evaluate(&batch)?.into_array(rows)?),
-                    None => None,
+                let filter = match (filter, constants.last_mut()) {
+                    (Some(f), Some(c)) => Some(c.array(f.evaluate(&batch)?, rows)?),
+                    _ => None,
                 };
                 let filter = match &filter {
                     Some(f) => Some(f.as_boolean_opt().ok_or_else(|| {
@@ -635,6 +645,43 @@ impl Aggregation {
         Ok(RecordBatch::try_new(self.schema, columns)?)
     }
 }
+
+/// The last constant an argument evaluated to, as an array of at least a batch's rows:
+/// literal arguments (a funnel's window, a bucket width) and conditions that are constant
+/// on a one-event batch (`event_filter.rs`) take a slice of it instead of a new array of
+/// the batch's length each batch.
+#[derive(Debug, Clone, Default)]
+struct Constant {
+    value: Option<(datafusion::common::ScalarValue, ArrayRef)>,
+}
+
+impl Constant {
+    /// `value` as an array of `rows`.
+    fn array(
+        &mut self,
+        value: datafusion::logical_expr::ColumnarValue,
+        rows: usize,
+    ) -> Result<ArrayRef> {
+        let scalar = match value {
+            datafusion::logical_expr::ColumnarValue::Array(a) => return Ok(a),
+            datafusion::logical_expr::ColumnarValue::Scalar(s) => s,
+        };
+        match &self.value {
+            Some((held, array)) if *held == scalar && array.len() >= rows => {
+                Ok(array.slice(0, rows))
+            }
+            _ => {
+                let array = scalar.to_array_of_size(rows.max(CONSTANT_ROWS))?;
+                let out = array.slice(0, rows);
+                self.value = Some((scalar, array));
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Rows of a [`Constant`]'s array, at least (DataFusion's default batch size).
+const CONSTANT_ROWS: usize = 8192;
 
 #[derive(Debug, Default)]
 pub(crate) struct PerUserRule;
@@ -734,6 +781,39 @@ mod tests {
 
     fn keys(values: &[Option<i128>]) -> Decimal128Array {
         values.iter().copied().collect()
+    }
+
+    #[test]
+    fn constant_arguments_reuse_one_array_until_the_value_or_size_changes() {
+        use datafusion::common::ScalarValue;
+        use datafusion::logical_expr::ColumnarValue;
+        let mut c = Constant::default();
+        let seven = || ColumnarValue::Scalar(ScalarValue::Int64(Some(7)));
+        let a = c.array(seven(), 100).unwrap();
+        let b = c.array(seven(), 8192).unwrap();
+        assert_eq!((a.len(), b.len()), (100, 8192));
+        let values = |x: &ArrayRef| x.as_primitive::<arrow::datatypes::Int64Type>().clone();
+        assert!(values(&b).values().iter().all(|&v| v == 7));
+        // One buffer behind both: the second batch sliced the first one's array.
+        assert_eq!(values(&a).values().as_ptr(), values(&b).values().as_ptr());
+        // A larger batch, a NULL, another value: new arrays, right values.
+        let big = c.array(seven(), 10_000).unwrap();
+        assert_eq!(big.len(), 10_000);
+        assert!(values(&big).values().iter().all(|&v| v == 7));
+        let null = c
+            .array(ColumnarValue::Scalar(ScalarValue::Int64(None)), 5)
+            .unwrap();
+        assert_eq!((null.len(), null.null_count()), (5, 5));
+        let eight = c
+            .array(ColumnarValue::Scalar(ScalarValue::Int64(Some(8))), 3)
+            .unwrap();
+        assert_eq!(values(&eight).values().as_ref(), &[8, 8, 8]);
+        // Arrays pass through untouched.
+        let given: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![1, 2]));
+        let out = c
+            .array(ColumnarValue::Array(Arc::clone(&given)), 2)
+            .unwrap();
+        assert!(Arc::ptr_eq(&given, &out));
     }
 
     #[test]
