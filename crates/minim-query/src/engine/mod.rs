@@ -419,6 +419,40 @@ pub(crate) fn prefetch<T>(item: &T) {
     let _ = item;
 }
 
+/// The index of the first row of each run of equal adjacent rows, ascending (empty for no
+/// rows), as a prefix of `scratch`. Rows are equal when both are valid with equal
+/// `values`, or both NULL (`nulls`; two NULLs with different values underneath may also
+/// start separate runs). Segment rows come in runs (a user's rows of an event, their
+/// country), a few rows long, so a "same as the row before?" branch per row mispredicts
+/// at every run's start; this loop has no branch on the rows: it writes a candidate start
+/// every row and advances past it only when the row differs from the one before.
+/// `scratch` only grows, so a caller that keeps it writes no zeros batch after batch.
+pub(crate) fn run_starts<'s, T: PartialEq>(
+    values: &[T],
+    nulls: Option<&arrow::buffer::NullBuffer>,
+    scratch: &'s mut Vec<usize>,
+) -> &'s [usize] {
+    if values.is_empty() {
+        return &[];
+    }
+    if scratch.len() < values.len() {
+        scratch.resize(values.len(), 0);
+    }
+    let mut runs = 1;
+    if let Some(first) = scratch.first_mut() {
+        *first = 0;
+    }
+    let nulls = nulls.filter(|n| n.null_count() > 0);
+    for (i, pair) in values.windows(2).enumerate() {
+        if let Some(slot) = scratch.get_mut(runs) {
+            *slot = i + 1;
+        }
+        let validity_changed = nulls.is_some_and(|n| n.is_valid(i) != n.is_valid(i + 1));
+        runs += usize::from((pair[0] != pair[1]) | validity_changed);
+    }
+    scratch.get(..runs).unwrap_or_default()
+}
+
 /// `plan` with every node for which `rewrite` returns a replacement replaced, bottom up
 /// (the walk of Minim's physical optimizer rules).
 fn rewrite_plan(
@@ -515,4 +549,48 @@ async fn session_with_limits(
     udaf::register(&ctx);
     table::register_events(&ctx, snapshot, project, &props, visibility)?;
     Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn run_starts_are_where_the_row_changes(
+            rows in prop::collection::vec((0u8..3, any::<bool>(), any::<bool>()), 0..200),
+            junk in prop::collection::vec(any::<usize>(), 0..5),
+        ) {
+            // (value, valid, whether NULLs hide a different value underneath)
+            let values: Vec<u8> = rows
+                .iter()
+                .map(|&(v, valid, hide)| if !valid && hide { v + 10 } else { v })
+                .collect();
+            let validity: Vec<bool> = rows.iter().map(|r| r.1).collect();
+            let nulls = arrow::buffer::NullBuffer::from(validity.clone());
+            let row = |i: usize| validity.get(i).map(|&ok| ok.then(|| values.get(i)));
+            let mut scratch = junk.clone();
+            let starts = super::run_starts(&values, Some(&nulls), &mut scratch).to_vec();
+            // Every start is where the row differs; every change of row is a start.
+            prop_assert_eq!(starts.first().copied(), (!values.is_empty()).then_some(0));
+            prop_assert!(starts.windows(2).all(|w| w[0] < w[1]));
+            for i in 1..values.len() {
+                let differs = row(i) != row(i - 1);
+                let both_null = validity.get(i) == Some(&false) && validity.get(i - 1) == Some(&false);
+                if differs && !both_null {
+                    prop_assert!(starts.contains(&i), "row {} starts a run", i);
+                }
+                if starts.contains(&i) {
+                    prop_assert!(values.get(i) != values.get(i - 1) || validity.get(i) != validity.get(i - 1));
+                }
+            }
+            // Without NULLs: exactly where the value changes.
+            let mut scratch = junk;
+            let plain = super::run_starts(&values, None, &mut scratch).to_vec();
+            let naive: Vec<usize> = (0..values.len())
+                .filter(|&i| i == 0 || values.get(i) != values.get(i - 1))
+                .collect();
+            prop_assert_eq!(plain, naive);
+        }
+    }
 }

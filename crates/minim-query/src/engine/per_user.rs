@@ -59,8 +59,8 @@ pub(crate) struct UserGroups {
     /// The keys in group order (0 at the NULL key's group).
     keys: Vec<i128>,
     null_group: Option<usize>,
-    /// Scratch for `intern`: each run's first row and key.
-    runs: Vec<(usize, Option<i128>)>,
+    /// Scratch for `intern`: each run's first row.
+    starts: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -113,36 +113,31 @@ impl UserGroups {
     /// The group of every key in `keys`, numbering new keys from `len()` on.
     ///
     /// A user's rows come in runs (segments are sorted by event, then user; several events
-    /// per day):
-    /// a run is probed once, for its first row. Probes miss the cache (the table is far
-    /// larger than it), so the runs are found first and each probe prefetches the slot of
+    /// per day): a run is probed once, for its first row. Probes miss the cache (the table
+    /// is far larger than it), so the runs are found first ([`super::run_starts`], without
+    /// a branch per row) and each probe prefetches the slot of
     /// the run [`PROBE_AHEAD`] runs later: those misses overlap instead of waiting in turn.
     pub(crate) fn intern(&mut self, keys: &Decimal128Array, groups: &mut Vec<usize>) -> Result<()> {
         groups.clear();
-        groups.resize(keys.len(), 0);
+        groups.reserve(keys.len());
         self.reserve(keys.len())?;
         let mask = self.slots.len() - 1;
-        let mut runs = std::mem::take(&mut self.runs);
-        runs.clear();
-        let mut previous: Option<Option<i128>> = None;
+        let mut scratch = std::mem::take(&mut self.starts);
+        let values = keys.values();
         let nulls = keys.nulls().filter(|n| n.null_count() > 0);
-        for (i, &key) in keys.values().iter().enumerate() {
-            let key = match nulls {
-                Some(n) if n.is_null(i) => None,
-                _ => Some(key),
-            };
-            if previous != Some(key) {
-                runs.push((i, key));
-                previous = Some(key);
-            }
-        }
-        for (r, &(start, key)) in runs.iter().enumerate() {
-            if let Some(&(_, Some(ahead))) = runs.get(r + PROBE_AHEAD)
+        let key_at = |i: usize| match nulls {
+            Some(n) if n.is_null(i) => None,
+            _ => values.get(i).copied(),
+        };
+        let starts = super::run_starts(values, nulls, &mut scratch);
+        for (r, &start) in starts.iter().enumerate() {
+            if let Some(&ahead) = starts.get(r + PROBE_AHEAD)
+                && let Some(ahead) = key_at(ahead)
                 && let Some(slot) = self.slots.get(halves(ahead).0 as usize & mask)
             {
                 super::prefetch(slot);
             }
-            let g = match key {
+            let g = match key_at(start) {
                 Some(key) => self.probe(key, mask)?,
                 None => {
                     let next = self.keys.len();
@@ -153,12 +148,11 @@ impl UserGroups {
                     g
                 }
             };
-            let end = runs.get(r + 1).map_or(keys.len(), |&(next, _)| next);
-            if let Some(rows) = groups.get_mut(start..end) {
-                rows.fill(g);
-            }
+            let end = starts.get(r + 1).copied().unwrap_or(keys.len());
+            // Runs cover the rows in order.
+            groups.extend(std::iter::repeat_n(g, end.saturating_sub(start)));
         }
-        self.runs = runs;
+        self.starts = scratch;
         Ok(())
     }
 
@@ -215,7 +209,7 @@ impl GroupKeys for UserGroups {
     fn bytes(&self) -> usize {
         self.slots.capacity() * size_of::<Slot>()
             + self.keys.capacity() * size_of::<i128>()
-            + self.runs.capacity() * size_of::<(usize, Option<i128>)>()
+            + self.starts.capacity() * size_of::<usize>()
     }
 
     fn into_column(self) -> Result<ArrayRef> {

@@ -271,44 +271,49 @@ fn hash_ids(array: &ArrayRef) -> Result<arrow::array::Decimal128Array> {
 
 /// The keys of `ids`, as [`keys_of`] computes them, without its per-row costs: a run of
 /// one id usually shares one view (its values decode from a Parquet dictionary page), so
-/// a view equal to the one before takes its key without reading the text, and an equal
-/// view means equal text (an id of up to 12 bytes is inside its view; a longer one is
-/// at the same place in the same buffer).
+/// the runs of equal views are found first ([`super::run_starts`]) and each takes one key
+/// (an equal view means equal text: an id of up to 12 bytes is inside its view; a longer
+/// one is at the same place in the same buffer).
 fn view_keys(ids: &arrow::array::StringViewArray) -> arrow::array::Decimal128Array {
-    let seed = user_key_seed();
-    let mut keys = Vec::with_capacity(ids.len());
-    let mut last: Option<(u128, &[u8], i128)> = None;
-    let nulls = ids.nulls().filter(|n| n.null_count() > 0);
-    for (i, &view) in ids.views().iter().enumerate() {
-        if nulls.is_some_and(|n| n.is_null(i)) {
-            keys.push(0);
-            continue;
-        }
-        if let Some((v, _, key)) = last
-            && v == view
-        {
-            keys.push(key);
-            continue;
-        }
-        let id = ids.value(i).as_bytes();
-        let key = match last {
-            // Two short ids are equal exactly when their views are (padding aside), so a
-            // new user's short id never has its bytes compared; long ones (which share
-            // prefixes, such as `anon-`) compare their last 8 bytes before the rest.
-            Some((v, text, key))
-                if match (inline_value(v), inline_value(view)) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => text.last_chunk::<8>() == id.last_chunk::<8>() && text == id,
-                } =>
-            {
-                key
-            }
-            // Reinterpreting the hash's bits: a key, not a number.
-            _ => twox_hash::XxHash3_128::oneshot_with_seed(seed, id) as i128,
-        };
-        last = Some((view, id, key));
-        keys.push(key);
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    let seed = user_key_seed();
+    let views = ids.views();
+    let nulls = ids.nulls().filter(|n| n.null_count() > 0);
+    let mut keys: Vec<i128> = Vec::with_capacity(ids.len());
+    SCRATCH.with_borrow_mut(|scratch| {
+        let starts = super::run_starts(views, nulls, scratch);
+        let mut last: Option<(u128, &[u8], i128)> = None;
+        for (r, &start) in starts.iter().enumerate() {
+            let Some(&view) = views.get(start) else {
+                break;
+            };
+            let rows = starts.get(r + 1).copied().unwrap_or(ids.len()) - start;
+            if nulls.is_some_and(|n| n.is_null(start)) {
+                keys.extend(std::iter::repeat_n(0, rows));
+                continue;
+            }
+            let id = ids.value(start).as_bytes();
+            let key = match last {
+                // Two short ids are equal exactly when their views are (padding aside), so
+                // a new user's short id never has its bytes compared; long ones (which
+                // share prefixes, such as `anon-`) compare their last 8 bytes first.
+                Some((v, text, key))
+                    if match (inline_value(v), inline_value(view)) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => text.last_chunk::<8>() == id.last_chunk::<8>() && text == id,
+                    } =>
+                {
+                    key
+                }
+                // Reinterpreting the hash's bits: a key, not a number.
+                _ => twox_hash::XxHash3_128::oneshot_with_seed(seed, id) as i128,
+            };
+            last = Some((view, id, key));
+            keys.extend(std::iter::repeat_n(key, rows));
+        }
+    });
     arrow::array::Decimal128Array::new(keys.into(), ids.nulls().cloned())
 }
 

@@ -740,6 +740,8 @@ struct Accepted {
     ts: Vec<i64>,
     masks: Vec<u32>,
     breakdowns: Vec<u32>,
+    /// Scratch for [`crate::engine::run_starts`].
+    starts: Vec<usize>,
 }
 
 impl Accepted {
@@ -750,7 +752,10 @@ impl Accepted {
     }
 
     fn bytes(&self) -> usize {
-        vec_bytes(&self.ts) + vec_bytes(&self.masks) + vec_bytes(&self.breakdowns)
+        vec_bytes(&self.ts)
+            + vec_bytes(&self.masks)
+            + vec_bytes(&self.breakdowns)
+            + vec_bytes(&self.starts)
     }
 }
 
@@ -831,6 +836,44 @@ impl FunnelRows {
         // A funnel without a breakdown passes NULL for it: nothing to look up per row.
         let breakdowns = input.breakdown.filter(|b| b.null_count() < b.len());
         let mut current = self.runs.last().map(|r| r.group);
+        if input.masks.iter().all(|&m| m != 0) {
+            // Every row is kept (the usual case: the scan passes step events only, and a
+            // row with no condition true has mask 0): the runs are found without a branch
+            // per row and the columns are appended whole.
+            let mut scratch = std::mem::take(&mut batch.starts);
+            for &start in crate::engine::run_starts(group_indices, None, &mut scratch) {
+                let g = group_u32(func, group_indices.get(start).copied().unwrap_or(0))?;
+                if current == Some(g) {
+                    continue;
+                }
+                let here = end(start)?;
+                if let Some(run) = self.runs.last_mut() {
+                    run.end = here;
+                }
+                self.runs.push(Run {
+                    group: g,
+                    end: here,
+                });
+                current = Some(g);
+                self.num_groups = self.num_groups.max(g as usize + 1);
+            }
+            batch.starts = scratch;
+            let here = end(len)?;
+            if let Some(run) = self.runs.last_mut() {
+                run.end = here;
+            }
+            if self.args.breakdown {
+                for (i, &mask) in input.masks.iter().enumerate() {
+                    let breakdown = self.breakdown_id(breakdowns, i, mask)?;
+                    batch.breakdowns.push(breakdown);
+                }
+            }
+            self.ts.extend_mapped(input.ts.values, |t| t);
+            self.masks.extend(&input.masks);
+            self.breakdowns.extend_mapped(&batch.breakdowns, |b| b);
+            self.batch = batch;
+            return Ok(());
+        }
         for (i, (&g, &mask)) in group_indices.iter().zip(&input.masks).enumerate() {
             if mask == 0 {
                 continue;
