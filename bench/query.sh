@@ -26,10 +26,11 @@
 #                             has stopped: under 5% of a core for 3 s in a row (at most 300 s)
 #   BENCH_LOAD_CHUNK=2000000  events per `minim load` call (it builds all bodies in memory)
 #   BENCH_LOAD_CONCURRENCY=8  `minim load --concurrency`
-#   BENCH_STREAM_CHUNK=0      >0: never write the whole NDJSON; generate it in chunks of this
-#                             many events (`minim gen --seed BENCH_SEED+i --users U`), load each
-#                             chunk into every engine, delete it. For sizes the disk cannot hold
-#                             as NDJSON (100M events = ~41 GB); pair with BENCH_ENGINES=minim.
+#   BENCH_STREAM_CHUNK=0      >0: never write the whole NDJSON; cut the one `minim gen` stream
+#                             into chunks of this many lines as it is generated, load each
+#                             chunk into every engine, delete it before the next is cut. For
+#                             sizes the disk cannot hold as NDJSON (100M events = ~41 GB);
+#                             pair with BENCH_ENGINES=minim.
 #   BENCH_EVENTS_FILE=        use this NDJSON instead of running `minim gen` (all its lines)
 #   BENCH_DIR=                work directory (default: a fresh temp dir, removed on exit)
 #   BENCH_KEEP=0              1: keep the work directory (logs, data, JSON results)
@@ -175,12 +176,8 @@ fi
 if [[ $STREAM_CHUNK == 0 ]]; then
     log "events: $EVENTS lines, $(mib "$(stat -c %s "$EVENTS_FILE")") MiB"
 else
-    # The whole population, as one `minim gen --events $EVENTS` would default it.
-    USERS=$((EVENTS / 50))
-    ((USERS < 1)) && USERS=1
-    ((USERS > 2000000)) && USERS=2000000
     NCHUNKS=$(((EVENTS + STREAM_CHUNK - 1) / STREAM_CHUNK))
-    DATA_DESC="streamed: $NCHUNKS chunks of \`minim gen --events $STREAM_CHUNK --users $USERS --seed $SEED+i\` (i = 0..$((NCHUNKS - 1)); the last chunk holds the remainder), each loaded into every engine and deleted; the whole NDJSON never existed on disk"
+    DATA_DESC="\`minim gen --events $EVENTS --seed $SEED\`, streamed: cut into $NCHUNKS chunks of $STREAM_CHUNK lines as it was generated (the last holds the remainder), each loaded into every engine and deleted before the next was cut; the whole NDJSON never existed on disk"
 fi
 meta engines "$ENGINES"
 meta events "$EVENTS"
@@ -353,11 +350,27 @@ if [[ $STREAM_CHUNK == 0 ]]; then
 else
     log "streaming $EVENTS events in $NCHUNKS chunks of up to $STREAM_CHUNK"
     has_engine minim && minim_start
+    # One generator for the whole data set (one user population, continuous journeys):
+    # `split` cuts its output into chunk files, and its filter holds each chunk back until
+    # the loop below has loaded and deleted the one before (so one chunk is on disk at a
+    # time) and gives up when this script is gone.
+    CHUNK_DIR=$WORK/chunks
+    mkdir -p "$CHUNK_DIR"
+    "$MINIM" gen --events "$EVENTS" --seed "$SEED" | BENCH_PID=$$ split -l "$STREAM_CHUNK" -d -a 5 --additional-suffix=.ndjson \
+        --filter='cat >"$FILE.part" && mv "$FILE.part" "$FILE" && while [ -e "$FILE" ]; do kill -0 "$BENCH_PID" 2>/dev/null || exit 1; sleep 0.2; done' \
+        - "$CHUNK_DIR/c" &
+    GEN_PID=$!
+    PIDS+=("$GEN_PID")
     for ((i = 0; i < NCHUNKS; i++)); do
         n=$STREAM_CHUNK
         ((i == NCHUNKS - 1)) && n=$((EVENTS - i * STREAM_CHUNK))
-        chunk=$WORK/chunk.ndjson
-        run_child "$MINIM" gen --events "$n" --users "$USERS" --seed $((SEED + i)) >"$chunk" || die "minim gen failed"
+        chunk=$(printf '%s/c%05d.ndjson' "$CHUNK_DIR" "$i")
+        while [[ ! -e $chunk ]]; do
+            kill -0 "$GEN_PID" 2>/dev/null || die "minim gen | split stopped before chunk $((i + 1))"
+            sleep 0.2
+        done
+        lines=$(wc -l <"$chunk")
+        [[ $lines == "$n" ]] || die "chunk $((i + 1)) has $lines lines, not $n"
         log "chunk $((i + 1))/$NCHUNKS: $n events, $(mib "$(stat -c %s "$chunk")") MiB"
         for e in $ENGINES; do
             case $e in
@@ -372,6 +385,7 @@ else
         done
         rm -f "$chunk"
     done
+    wait "$GEN_PID" || die "minim gen | split failed"
     # Minim first, so its server is stopped before the peers are queried.
     if has_engine minim; then
         minim_after_load
