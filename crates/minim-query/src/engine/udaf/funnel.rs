@@ -836,81 +836,73 @@ impl FunnelRows {
         // A funnel without a breakdown passes NULL for it: nothing to look up per row.
         let breakdowns = input.breakdown.filter(|b| b.null_count() < b.len());
         let mut current = self.runs.last().map(|r| r.group);
-        if input.masks.iter().all(|&m| m != 0) {
-            // Every row is kept (the usual case: the scan passes step events only, and a
-            // row with no condition true has mask 0): the runs are found without a branch
-            // per row and the columns are appended whole.
+        // Every row kept is the usual case (the scan passes step events only, and a row
+        // with no condition true has mask 0): its runs are found without a branch per row
+        // and its columns are appended whole; otherwise the kept rows are collected first.
+        let all_kept = input.masks.iter().all(|&m| m != 0);
+        if all_kept {
             let mut scratch = std::mem::take(&mut batch.starts);
             for &start in crate::engine::run_starts(group_indices, None, &mut scratch) {
                 let g = group_u32(func, group_indices.get(start).copied().unwrap_or(0))?;
-                if current == Some(g) {
-                    continue;
-                }
-                let here = end(start)?;
-                if let Some(run) = self.runs.last_mut() {
-                    run.end = here;
-                }
-                self.runs.push(Run {
-                    group: g,
-                    end: here,
-                });
-                current = Some(g);
-                self.num_groups = self.num_groups.max(g as usize + 1);
+                self.open_run(&mut current, g, end(start)?);
             }
             batch.starts = scratch;
-            let here = end(len)?;
-            if let Some(run) = self.runs.last_mut() {
-                run.end = here;
-            }
             if self.args.breakdown {
                 for (i, &mask) in input.masks.iter().enumerate() {
                     let breakdown = self.breakdown_id(breakdowns, i, mask)?;
                     batch.breakdowns.push(breakdown);
                 }
             }
-            self.ts.extend_mapped(input.ts.values, |t| t);
-            self.masks.extend(&input.masks);
-            self.breakdowns.extend_mapped(&batch.breakdowns, |b| b);
-            self.batch = batch;
-            return Ok(());
-        }
-        for (i, (&g, &mask)) in group_indices.iter().zip(&input.masks).enumerate() {
-            if mask == 0 {
-                continue;
-            }
-            let Some(ts) = input.ts.get(i) else {
-                continue;
-            };
-            let g = group_u32(func, g)?;
-            if current != Some(g) {
-                // The run before ends here; the last run's end is set after the loop.
-                let here = end(batch.ts.len())?;
-                if let Some(run) = self.runs.last_mut() {
-                    run.end = here;
+        } else {
+            for (i, (&g, &mask)) in group_indices.iter().zip(&input.masks).enumerate() {
+                if mask == 0 {
+                    continue;
                 }
-                self.runs.push(Run {
-                    group: g,
-                    end: here,
-                });
-                current = Some(g);
-                self.num_groups = self.num_groups.max(g as usize + 1);
+                let Some(ts) = input.ts.get(i) else {
+                    continue;
+                };
+                self.open_run(&mut current, group_u32(func, g)?, end(batch.ts.len())?);
+                if self.args.breakdown {
+                    let breakdown = self.breakdown_id(breakdowns, i, mask)?;
+                    batch.breakdowns.push(breakdown);
+                }
+                batch.ts.push(ts);
+                batch.masks.push(mask);
             }
-            if self.args.breakdown {
-                let breakdown = self.breakdown_id(breakdowns, i, mask)?;
-                batch.breakdowns.push(breakdown);
-            }
-            batch.ts.push(ts);
-            batch.masks.push(mask);
         }
-        let here = end(batch.ts.len())?;
+        let (ts, masks): (&[i64], &[u32]) = if all_kept {
+            (input.ts.values, &input.masks)
+        } else {
+            (&batch.ts, &batch.masks)
+        };
+        // The last run ends with the batch's kept rows.
+        let here = end(ts.len())?;
         if let Some(run) = self.runs.last_mut() {
             run.end = here;
         }
-        self.ts.extend_mapped(&batch.ts, |t| t);
-        self.masks.extend(&batch.masks);
+        self.ts.extend_mapped(ts, |t| t);
+        self.masks.extend(masks);
         self.breakdowns.extend_mapped(&batch.breakdowns, |b| b);
         self.batch = batch;
         Ok(())
+    }
+
+    /// Starts a run of group `g` at stored row `here` unless `current` (the group of the
+    /// last run) is `g`: the run before ends there.
+    #[inline]
+    fn open_run(&mut self, current: &mut Option<u32>, g: u32, here: u32) {
+        if *current == Some(g) {
+            return;
+        }
+        if let Some(run) = self.runs.last_mut() {
+            run.end = here;
+        }
+        self.runs.push(Run {
+            group: g,
+            end: here,
+        });
+        *current = Some(g);
+        self.num_groups = self.num_groups.max(g as usize + 1);
     }
 
     /// Adds the rows of intermediate states (`merge_batch`).
